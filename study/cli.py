@@ -36,4 +36,4 @@ def bench() -> None:
 
 
 # Register the commands (imported for their side effect on `main` and `bench`).
-from study import cli_report, cli_run, cli_train  # noqa: E402, F401
+from study import cli_metrics, cli_report, cli_run, cli_train  # noqa: E402, F401
