@@ -214,4 +214,3 @@ def parse_overrides(pairs: typing.Iterable[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
-

@@ -1,0 +1,179 @@
+"""dSprites as a ground-truth dataset: procedural (no download) or the official .npz.
+
+Both implement the interface the metrics use (``analysis.metrics.GroundTruthData``):
+``factor_names``, ``factor_sizes``, ``sample_factors(n, rng)`` and
+``observations(factors)``; and the one the trainer uses: ``images(factors)`` and
+``sample_indices(n, generator)`` on the device, so a training batch never leaves it.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
+from trainables import render
+
+OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+NUM_IMAGES = math.prod(FACTOR_SIZES)  # 737,280
+
+
+class DataError(ValueError):
+    """The dataset file is missing, corrupt or of the wrong layout."""
+
+
+def _strides(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(math.prod(sizes[i + 1 :]) for i in range(len(sizes)))
+
+
+def index_of(factors: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
+    """(B, 5) factor indices -> (B,) index in the official order (posY varying fastest)."""
+    strides = torch.tensor(_strides(sizes), device=factors.device, dtype=torch.long)
+    return (factors.long() * strides).sum(-1)
+
+
+def factors_of(index: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
+    """(B,) indices in the official order -> (B, 5) factor indices (inverse of index_of)."""
+    cols = [(index // s) % n for s, n in zip(_strides(sizes), sizes)]
+    return torch.stack(cols, dim=-1)
+
+
+def factor_features(factors: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
+    """(B, 5) indices -> (B, 8) encoder input: one-hot shape, scale, sin/cos angle, posX, posY.
+
+    Continuous factors are mapped to [-1, 1] (scale, positions) or the unit circle
+    (orientation), so the factor encoder sees them on comparable scales.
+    """
+    f = factors.long()
+    shape = torch.nn.functional.one_hot(f[:, 0], 3).float()
+    last = (torch.tensor(sizes[1:], device=f.device) - 1).clamp(min=1)
+    rel = f[:, 1:].float() / last  # (B, 4) in [0, 1]
+    angle = rel[:, 1] * 2 * math.pi  # the last orientation is 2*pi, the same angle as 0
+    cols = [rel[:, 0] * 2 - 1, torch.sin(angle), torch.cos(angle), rel[:, 2] * 2 - 1]
+    cols.append(rel[:, 3] * 2 - 1)
+    return torch.cat([shape, torch.stack(cols, dim=-1)], dim=-1)
+
+
+FACTOR_FEATURES = 8  # width of factor_features
+
+
+class DSprites:
+    """Ground-truth dSprites on ``device``; subclasses supply ``images``."""
+
+    factor_names: tuple[str, ...] = FACTOR_NAMES
+
+    def __init__(
+        self, device: torch.device | str = "cpu", sizes: tuple[int, ...] = FACTOR_SIZES
+    ) -> None:
+        self.device = torch.device(device)
+        self.factor_sizes = tuple(int(n) for n in sizes)
+        self.num_images = math.prod(self.factor_sizes)
+
+    def index_of(self, factors: torch.Tensor) -> torch.Tensor:
+        return index_of(factors, self.factor_sizes)
+
+    def factors_of(self, index: torch.Tensor) -> torch.Tensor:
+        return factors_of(index, self.factor_sizes)
+
+    def features(self, factors: torch.Tensor) -> torch.Tensor:
+        """(B, 5) indices -> (B, 8) input of the factor encoder."""
+        return factor_features(factors, self.factor_sizes)
+
+    def images(self, factors: torch.Tensor) -> torch.Tensor:
+        """(B, 5) factor indices on the device -> (B, 1, 64, 64) float images in {0, 1}."""
+        raise NotImplementedError
+
+    def images_at(self, index: torch.Tensor) -> torch.Tensor:
+        """(B,) official indices -> (B, 1, 64, 64) images."""
+        return self.images(self.factors_of(index))
+
+    def sample_indices(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n official indices drawn uniformly with ``generator`` (on the device)."""
+        return torch.randint(self.num_images, (n,), generator=generator, device=self.device)
+
+    # -- the metrics' interface (numpy in, device tensors out) --
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, 5) int64 factor indices drawn uniformly with a numpy Generator."""
+        return np.stack([rng.integers(0, k, size=n) for k in self.factor_sizes], axis=1)
+
+    def observations(self, factors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Images for the given factor indices, on the device."""
+        return self.images(torch.as_tensor(np.asarray(factors), device=self.device))
+
+
+class ProceduralDSprites(DSprites):
+    """Rendered on the fly by ``trainables.render`` on the dataset's device."""
+
+    def images(self, factors: torch.Tensor) -> torch.Tensor:
+        return render.render(factors).unsqueeze(1)
+
+
+class NpzDSprites(DSprites):
+    """The official file, held on the device as uint8 (about 3 GB for the full set).
+
+    The factor grid is read from the file's ``latents_classes``, so a smaller file of
+    the same layout (every combination once, posY fastest) loads too.
+    """
+
+    def __init__(self, path: str | Path, device: torch.device | str = "cpu") -> None:
+        imgs, sizes = load_npz(Path(path))
+        super().__init__(device, sizes)
+        self.path = Path(path)
+        self._imgs = torch.from_numpy(imgs).to(self.device)  # (N, 64, 64) uint8
+
+    def images(self, factors: torch.Tensor) -> torch.Tensor:
+        return self.images_at(self.index_of(factors))
+
+    def images_at(self, index: torch.Tensor) -> torch.Tensor:
+        return self._imgs[index].unsqueeze(1).float()
+
+
+def load_npz(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Read and check the official .npz -> (imgs (N, 64, 64) uint8, factor sizes).
+
+    Raises DataError naming the problem: missing, unreadable, or not the official layout.
+    """
+    if not path.is_file():
+        raise DataError(
+            f"data={path}: no such file; give the path of {OFFICIAL_FILE} "
+            "or data=procedural to render dSprites without a download"
+        )
+    try:
+        with np.load(path, allow_pickle=True, encoding="latin1") as npz:
+            missing = {"imgs", "latents_classes"} - set(npz.files)
+            if missing:
+                raise DataError(f"data={path}: no {sorted(missing)} array; is it {OFFICIAL_FILE}?")
+            imgs, classes = npz["imgs"], npz["latents_classes"]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"data={path}: cannot read it as .npz ({e}); download it again") from e
+    side = render.IMAGE_SIZE
+    if imgs.ndim != 3 or imgs.shape[1:] != (side, side):
+        raise DataError(f"data={path}: imgs has shape {imgs.shape}, expected (N, {side}, {side})")
+    if classes.shape != (len(imgs), 6):
+        raise DataError(
+            f"data={path}: latents_classes has shape {classes.shape}, expected ({len(imgs)}, 6)"
+        )
+    if imgs.dtype != np.uint8 or imgs.max(initial=0) > 1:
+        raise DataError(f"data={path}: imgs must be uint8 in {{0, 1}}, got {imgs.dtype}")
+    sizes = tuple(int(n) for n in classes[:, 1:].max(axis=0) + 1)  # drop colour
+    grid = np.stack(np.unravel_index(np.arange(len(imgs)), sizes), axis=1)
+    if math.prod(sizes) != len(imgs) or not np.array_equal(grid, classes[:, 1:]):
+        raise DataError(
+            f"data={path}: latents_classes is not every factor combination in the official "
+            "order (posY fastest); the file is corrupt or not dSprites"
+        )
+    return imgs, sizes
+
+
+def load_dataset(data: str, device: torch.device | str = "cpu") -> DSprites:
+    """``procedural`` -> ProceduralDSprites, anything else is the path of the official .npz."""
+    if data == "procedural":
+        return ProceduralDSprites(device)
+    return NpzDSprites(data, device)

@@ -1,0 +1,99 @@
+"""One trial written to a local directory, without Ray (``betastudy train``).
+
+Layout of ``out``: ``config.json``, ``metrics.jsonl`` (one contract row per line, flushed
+as it is written) and ``checkpoints/step_NNNNNNN/`` (state.pt, config.json, and
+traversals.npz in the final one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis.contract import CONFIG_FILE, METRICS_FILE, STATE_FILE
+from trainables.config import ConfigError, TrialConfig
+from trainables.trainer import Row, Trainer
+
+CHECKPOINTS = "checkpoints"
+
+
+def load_config(file: str | Path | None, overrides: dict[str, Any]) -> TrialConfig:
+    """Trial config from an optional YAML file, then ``overrides`` on top."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"--config {file}: cannot read it as YAML ({e})") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"--config {file}: expected a mapping of trial config keys")
+        values.update(loaded)
+    values.update(overrides)
+    return TrialConfig.from_dict(values)
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The checkpoint directory with the highest step under ``out``, if any."""
+    found = sorted(Path(out, CHECKPOINTS).glob(f"step_*/{STATE_FILE}"))
+    return found[-1].parent if found else None
+
+
+def train_to_directory(
+    cfg: TrialConfig | None,
+    out: str | Path,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+) -> tuple[Trainer, Row | None]:
+    """Train one trial into ``out`` (or continue it with ``resume``); return the last row."""
+    out = Path(out)
+    metrics = out / METRICS_FILE
+    if resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            raise ConfigError(f"--resume {out}: no checkpoint under {out / CHECKPOINTS}")
+        trainer = Trainer.from_checkpoint(ckpt, **(overrides or {}))
+        _truncate(metrics, trainer.step)  # rows after the checkpoint are trained again
+    else:
+        assert cfg is not None
+        if metrics.exists() and metrics.stat().st_size:
+            raise ConfigError(f"--out {out} already holds a trial; use --resume {out}")
+        trainer = Trainer(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.cfg.save(out / CONFIG_FILE)
+
+    with metrics.open("a") as f:
+
+        def report(row: Row, checkpoint_due: bool) -> None:
+            f.write(json.dumps(_jsonable(row)) + "\n")
+            f.flush()  # a crash loses nothing already reported
+            if checkpoint_due:
+                trainer.save_checkpoint(out / CHECKPOINTS / f"step_{trainer.step:07d}")
+            if on_row is not None:
+                on_row(row)
+
+        last = trainer.run(report)
+    return trainer, last
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    with Path(path).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _truncate(metrics: Path, step: int) -> None:
+    if metrics.exists():
+        keep = [r for r in read_rows(metrics) if r["step"] <= step]
+        metrics.write_text("".join(json.dumps(r) + "\n" for r in keep))
+
+
+def _jsonable(row: Row) -> Row:
+    # JSON has no NaN: undefined metrics are written as null
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }

@@ -1,0 +1,66 @@
+"""Objectives in nats per image: Bernoulli reconstruction, per-latent KL, beta and capacity.
+
+Reconstruction is summed over pixels and averaged over the batch; KL is computed per
+latent in closed form against N(0, I) and averaged over the batch. Losses return
+``(loss, logs)`` with tensors in ``logs``; nothing here logs or syncs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trainables.config import TrialConfig
+
+
+def bernoulli_recon(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) for Bernoulli pixels: summed over pixels, mean over the batch (nats)."""
+    nll = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none")
+    return nll.flatten(1).sum(1).mean()
+
+
+def kl_per_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent, mean over the batch: (B, d) -> (d,)."""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean(0)
+
+
+def capacity(step: int, cfg: TrialConfig) -> float:
+    """C(step) in nats: a pure function of the step and the schedule config."""
+    if cfg.c_schedule == "constant":
+        return cfg.c_max
+    if cfg.c_schedule == "linear":
+        frac = min(max(step, 0) / cfg.c_steps, 1.0)  # clamp: C is held after c_steps
+        return cfg.c_start + (cfg.c_max - cfg.c_start) * frac
+    # piecewise: linear between the given (step, C) points, held outside them
+    pts = cfg.c_points
+    if step <= pts[0][0]:
+        return pts[0][1]
+    for (s0, c0), (s1, c1) in zip(pts, pts[1:]):
+        if step <= s1:
+            return c0 + (c1 - c0) * (step - s0) / (s1 - s0)
+    return pts[-1][1]
+
+
+def capacity_table(cfg: TrialConfig, device: torch.device | str = "cpu") -> torch.Tensor:
+    """C at every step 0..cfg.steps as one float32 tensor, for indexing on the device."""
+    return torch.tensor([capacity(s, cfg) for s in range(cfg.steps + 1)], device=device)
+
+
+def vae_loss(
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    c: torch.Tensor | float,
+    cfg: TrialConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The trial's objective at capacity ``c`` -> (loss, logs: recon, kl, kl_per_latent)."""
+    recon = bernoulli_recon(logits, x)
+    kl_lat = kl_per_latent(mu, logvar)
+    kl = kl_lat.sum()
+    if cfg.objective == "beta":
+        loss = recon + cfg.beta * kl
+    else:
+        loss = recon + cfg.gamma * (kl - c).abs()
+    return loss, {"recon": recon, "kl": kl, "kl_per_latent": kl_lat}

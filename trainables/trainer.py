@@ -1,0 +1,262 @@
+"""The trainer: one trial of beta-VAE or capacity-annealed VAE training, pure PyTorch.
+
+The hot loop keeps everything on the device: factor indices are drawn with a device
+generator, images rendered (or gathered from the .npz) there, and the report
+statistics accumulate in a device tensor that is read once per report. With
+``cuda_graph=True`` the whole step (data, forward, backward, Adam) is one CUDA graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
+from trainables.config import ConfigError, TrialConfig
+from trainables.data import load_dataset
+from trainables.model import VAE
+from trainables.objectives import capacity_table, vae_loss
+
+Row = dict[str, Any]
+WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
+OnReport = Callable[[Row, bool], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the first such step."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(
+            f"non-finite loss at step {step}; lower lr, gamma or beta, or try precision=fp32"
+        )
+        self.step = step
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trial config device={name!r}: no CUDA device here; use device=cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Trains one VAE per ``cfg``; ``run`` reports rows of the results contract."""
+
+    def __init__(self, cfg: TrialConfig) -> None:
+        self.cfg = cfg
+        self.device = dev = resolve_device(cfg.device)
+        cuda = dev.type == "cuda"
+        for key, on in (("precision", cfg.precision == "bf16"), ("cuda_graph", cfg.cuda_graph)):
+            if on and not cuda:
+                raise ConfigError(f"trial config {key}={getattr(cfg, key)!r} needs a CUDA device")
+        self.data = load_dataset(cfg.data, dev)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # weights depend on the seed alone
+            self.model = VAE(cfg).to(dev)
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graph, fused=cuda or None
+        )
+        self.gen = torch.Generator(dev)  # draws the data and the reparameterisation noise
+        self.gen.manual_seed(cfg.seed)
+        self.c_table = capacity_table(cfg, dev)  # (steps + 1,)
+        self.step = 0
+        d = cfg.latent_dim
+        self._step_t = torch.zeros((), dtype=torch.long, device=dev)  # the step, on the device
+        self._acc = torch.zeros(3 + d, device=dev)  # sums of recon, kl, loss, kl per latent
+        self._acc_n = 0
+        self._bad = torch.full((), -1, dtype=torch.long, device=dev)  # first non-finite step
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._loss_fn = self._forward_loss
+        if cfg.compile != "none":
+            self._loss_fn = torch.compile(self._forward_loss, mode=cfg.compile)
+        self._autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if cfg.precision == "bf16"
+            else contextlib.nullcontext()
+        )
+
+    # ---- one step ---------------------------------------------------------------------
+
+    def _forward_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg, data = self.cfg, self.data
+        idx = data.sample_indices(cfg.batch_size, self.gen)  # (B,)
+        x = data.images_at(idx)  # (B, 1, 64, 64)
+        inputs = x if cfg.encoder == "image" else data.features(data.factors_of(idx))
+        noise = torch.randn(cfg.batch_size, cfg.latent_dim, generator=self.gen, device=self.device)
+        with self._autocast:
+            logits, mu, logvar = self.model(inputs, noise)
+        c = self.c_table[self._step_t.clamp(max=cfg.steps)]
+        return vae_loss(logits, x, mu, logvar, c, cfg)
+
+    def _train_step(self) -> None:
+        loss, logs = self._loss_fn()
+        self.opt.zero_grad(set_to_none=self._graph is None)
+        loss.backward()
+        self.opt.step()
+        stats = torch.cat([torch.stack([logs["recon"], logs["kl"], loss]), logs["kl_per_latent"]])
+        self._acc.add_(stats.detach())
+        bad = (self._bad < 0) & ~torch.isfinite(loss.detach())
+        self._bad.copy_(torch.where(bad, self._step_t + 1, self._bad))
+        self._step_t.add_(1)
+
+    def _capture(self) -> None:
+        """Record one whole train step as a CUDA graph, after a few eager warm-up steps."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):  # real steps: Adam state and kernels initialised
+                self._train_step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        if hasattr(graph, "register_generator_state"):
+            graph.register_generator_state(self.gen)
+        self.opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            self._train_step()
+        self._graph = graph
+
+    def _advance(self, n: int) -> None:
+        """Take n optimizer steps."""
+        done = 0
+        if self.cfg.cuda_graph and self._graph is None and n > WARMUP_STEPS:
+            self._capture()
+            done = WARMUP_STEPS
+        for _ in range(n - done):
+            if self._graph is not None:
+                self._graph.replay()
+            else:
+                self._train_step()
+        self.step += n
+        self._acc_n += n
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def _next_event(self) -> int:
+        """The next step at which to report: a report, evaluation or checkpoint, or the end."""
+        cfg, s = self.cfg, self.step
+        nxt = [cfg.steps]
+        for every in (cfg.report_every, cfg.eval_every, cfg.checkpoint_every):
+            if every > 0:
+                nxt.append((s // every + 1) * every)
+        return min(nxt)
+
+    def _collect(self, seconds: float, steps: int) -> Row:
+        """Read the accumulated statistics (one device sync) into a contract row."""
+        cfg = self.cfg
+        sums = (self._acc / max(self._acc_n, 1)).tolist()
+        bad = int(self._bad)
+        if bad >= 0:
+            raise TrainingDiverged(bad)
+        self._acc.zero_()
+        self._acc_n = 0
+        row: Row = {
+            "step": self.step,
+            "images_seen": self.step * cfg.batch_size,
+            "recon": sums[0],
+            "kl": sums[1],
+            "C": float(self.c_table[min(self.step, cfg.steps)]),
+            "loss": sums[2],
+            "images_per_s": steps * cfg.batch_size / max(seconds, 1e-9),
+        }
+        row.update({kl_key(i): v for i, v in enumerate(sums[3:])})
+        return row
+
+    def train_steps(self, n: int) -> Row:
+        """Take n steps and return their report row (no evaluation, no callbacks)."""
+        start, t0 = self.step, time.perf_counter()
+        self._advance(n)
+        return self._collect(time.perf_counter() - t0, self.step - start)
+
+    def run(self, on_report: OnReport | None = None) -> Row | None:
+        """Train from ``self.step`` to ``cfg.steps``; return the last row.
+
+        ``on_report(row, checkpoint_due)`` is called every ``report_every`` steps, at
+        evaluation and checkpoint steps, and at the end; ``checkpoint_due`` is True every
+        ``checkpoint_every`` steps and at the final step. Raises TrainingDiverged.
+        """
+        cfg = self.cfg
+        row = None
+        self.model.train()
+        while self.step < cfg.steps:
+            row = self.train_steps(self._next_event() - self.step)
+            final = self.step >= cfg.steps
+            if final or (cfg.eval_every and self.step % cfg.eval_every == 0):
+                row.update(self.evaluate(fast=cfg.eval_fast and not final))
+            due = final or bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+            if on_report is not None:
+                on_report(row, due)
+        return row
+
+    # ---- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self, fast: bool) -> Row:
+        """Disentanglement metrics and the latent x factor MI matrix of the current model."""
+        from trainables.evaluate import evaluate_model
+
+        return evaluate_model(self, fast=fast)
+
+    # ---- checkpoints --------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "generator": self.gen.get_state(),
+            "acc": self._acc.clone(),
+            "acc_n": self._acc_n,
+            "bad": self._bad.clone(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def save_checkpoint(self, directory: str | Path) -> Path:
+        """Write state.pt and config.json (and traversals.npz at the final step)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / (STATE_FILE + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, directory / STATE_FILE)  # atomic: a crash never leaves half a file
+        self.cfg.save(directory / CONFIG_FILE)
+        if self.step >= self.cfg.steps:
+            from trainables.evaluate import traversals
+
+            np.savez_compressed(directory / TRAVERSALS_FILE, **traversals(self))
+        return directory
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        self.step = int(state["step"])
+        self._step_t.fill_(self.step)
+        self._acc.copy_(state["acc"])
+        self._acc_n = int(state["acc_n"])
+        self._bad.copy_(state["bad"])
+        self._graph = None  # captured again on the loaded tensors
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, **overrides: Any) -> Trainer:
+        """Resume exactly where ``save_checkpoint`` left off (``overrides``: e.g. steps)."""
+        directory = Path(directory)
+        path = directory / STATE_FILE
+        if not path.is_file():
+            raise ConfigError(f"{directory}: no {STATE_FILE} here; is it a checkpoint directory?")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = TrialConfig.from_dict({**state["config"], **overrides})
+        trainer = cls(cfg)
+        trainer.load_state_dict(state)
+        return trainer
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The config.json of a checkpoint or trial directory, as a dict."""
+    return json.loads((Path(directory) / CONFIG_FILE).read_text())
