@@ -1,1 +1,112 @@
-"""Placeholder: filled in by its command module."""
+"""``betastudy report``, ``betastudy export`` and ``betastudy bench report``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import click
+
+from analysis.fs import ReportInputError
+from study.cli import BAD_INPUT, bench, main
+
+BAD_INPUT.append(ReportInputError)
+
+
+@main.command()
+@click.argument("study_dir")
+@click.option("-o", "--out", default="report.html", show_default=True, help="HTML file to write.")
+@click.option("--metric", default="mig", show_default=True, help="Frontier metric (any reported).")
+@click.option(
+    "--color", default="auto", show_default=True, help="beta, gamma, c_max, auto or none."
+)
+@click.option("--grid", nargs=2, default=None, help="Two hyperparameters for the heatmaps.")
+@click.option("--kl-threshold", default=0.5, show_default=True, help="Switch-on KL (nats).")
+@click.option("--mi-threshold", default=0.1, show_default=True, help="MI to label a latent.")
+@click.option("--trials", default=4, show_default=True, help="Trials with their own figures.")
+def report(
+    study_dir: str,
+    out: str,
+    metric: str,
+    color: str,
+    grid: tuple[str, str] | None,
+    kl_threshold: float,
+    mi_threshold: float,
+    trials: int,
+) -> None:
+    """Build the self-contained HTML report of STUDY_DIR (a folder or a URI)."""
+    from analysis.report import build_report
+
+    path = build_report(
+        study_dir,
+        out,
+        metric,
+        color=None if color == "none" else color,
+        grid=grid or None,
+        kl_threshold=kl_threshold,
+        mi_threshold=mi_threshold,
+        max_detail_trials=trials,
+    )
+    click.echo(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.argument("study_dir")
+@click.option(
+    "-o",
+    "--out",
+    default=None,
+    help="Folder [default: STUDY_DIR/export, or ./NAME-export for a URI].",
+)
+@click.option("--csv", is_flag=True, help="Also write CSV files.")
+def export(study_dir: str, out: str | None, csv: bool) -> None:
+    """Write STUDY_DIR's trials, curves, KL histories, evaluations and MI as parquet."""
+    from analysis.export import export_study
+    from analysis.load import load_study
+
+    study = load_study(study_dir)
+    if out is None:
+        local = study.fs.local_path("") if study.fs is not None else None
+        out = os.path.join(local, "export") if local else f"{study.name}-export"
+    for path in export_study(study, out, csv=csv):
+        click.echo(str(path))
+
+
+@bench.command("report")
+@click.option("--trials", default=500, show_default=True, help="Trials in the synthetic study.")
+@click.option("--steps", default=100_000, show_default=True, help="Steps per trial.")
+@click.option("--report-every", default=100, show_default=True, help="Steps between reports.")
+@click.option("--out", default=None, help="Keep the report here (default: a temporary folder).")
+def bench_report(trials: int, steps: int, report_every: int, out: str | None) -> None:
+    """Build the report of a synthetic study; print load and build time and file size."""
+    from analysis.load import load_study
+    from analysis.report import build_report
+    from analysis.synthetic import write_synthetic_study
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        root = write_synthetic_study(
+            tmp,
+            trials,
+            steps=steps,
+            report_every=report_every,
+            seeds=3,
+            failed=max(1, trials // 50),
+            running=max(1, trials // 100),
+            pending=max(1, trials // 100),
+        )
+        made = time.perf_counter() - t0
+        disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        t0 = time.perf_counter()
+        study = load_study(root)
+        loaded = time.perf_counter() - t0
+        path = build_report(study, out or os.path.join(tmp, "report.html"))
+        total = time.perf_counter() - t0
+        size = os.path.getsize(path)
+    click.echo(
+        f"synthetic study: {trials} trials x {steps // report_every} reports, "
+        f"{disk / 1e6:.0f} MB on disk (written in {made:.1f} s)"
+    )
+    click.echo(f"load {loaded:.2f} s + report {total - loaded:.2f} s = {total:.2f} s")
+    click.echo(f"report.html {size / 1e6:.1f} MB, {os.cpu_count()} CPUs")

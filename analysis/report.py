@@ -1,0 +1,256 @@
+"""The report: one self-contained HTML page (plotly.js embedded once, works offline).
+
+Sections: summary, frontier (+ front table), grid heatmaps, activation order (across
+trials, then per selected trial), traversals, training curves, parallel coordinates,
+hyperparameter importance, and the trials that did not finish, with their reasons.
+A section whose data is missing says so instead of breaking the page.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from analysis import activation as act
+from analysis import frontier as fr
+from analysis import traversals as tr
+from analysis import views
+from analysis.fs import ReportInputError
+from analysis.load import Study, load_study
+
+_CONFIG = {"displaylogo": False, "responsive": True}
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:0 2em 4em;color:#222;max-width:1400px}
+h1{margin-bottom:0} nav a{margin-right:1em} section{margin-top:2.5em}
+table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f3f3f3} .note{color:#666;font-size:14px} .err{font-family:monospace;color:#a00}
+"""
+
+
+def build_report(
+    study: str | os.PathLike | Study,
+    out_path: str | os.PathLike,
+    metric: str = "mig",
+    *,
+    color: str | None = "auto",
+    grid: tuple[str, str] | None = None,
+    kl_threshold: float = act.KL_THRESHOLD,
+    mi_threshold: float = act.MI_THRESHOLD,
+    max_detail_trials: int = 4,
+    max_points: int = 100,
+) -> Path:
+    """Write the HTML report of a study directory (or loaded :class:`Study`); return its path.
+
+    ``metric`` is the disentanglement metric of the frontier (any reported metric);
+    ``grid`` the two hyperparameters of the heatmaps (default: the first two grid-like
+    varied ones); ``max_detail_trials`` how many trials (best on the front first) get
+    their own activation and traversal figures.
+    """
+    if not isinstance(study, Study):
+        study = load_study(study)
+    if metric not in study.metrics and len(study.evaluations):
+        raise ReportInputError(
+            f"metric {metric!r} was not reported by {study.location}; reported: "
+            + ", ".join(study.metrics)
+        )
+    parts: list[tuple[str, str, str]] = []  # (anchor, title, html)
+
+    def section(anchor: str, title: str, make: Callable[[], str]) -> None:
+        try:
+            body = make()
+        except Exception as e:  # one bad figure must not cost the whole report
+            body = _note(f"could not draw this section: {type(e).__name__}: {e}")
+        parts.append((anchor, title, body))
+
+    done = study.trials[study.trials["status"].isin(fr.DONE)]
+    has_metric = metric in study.trials and done[metric].notna().any()
+    front = fr.frontier_data(study.trials, metric, color=color) if has_metric else None
+    section("summary", "Summary", lambda: _summary(study, metric, kl_threshold, mi_threshold))
+    section("frontier", "Frontier", lambda: _frontier(front, metric))
+    section("grid", "Grid", lambda: _grid(study, grid, metric))
+    detail = _detail_trials(study, front, metric, max_detail_trials)
+    section(
+        "activation",
+        "Activation order",
+        lambda: _activation(study, detail, kl_threshold, mi_threshold),
+    )
+    section("traversals", "Traversals", lambda: _traversals(study, detail))
+    section("curves", "Training curves", lambda: _curves(study, max_points))
+    section("parallel", "Parallel coordinates", lambda: _parallel(study, metric))
+    section("importance", "Hyperparameter importance", lambda: _importance(study, metric))
+    section("failed", "Trials that did not finish", lambda: _failed(study))
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_page(study, parts), encoding="utf-8")
+    return out
+
+
+def _page(study: Study, parts: list[tuple[str, str, str]]) -> str:
+    nav = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in parts)
+    body = "\n".join(
+        f'<section id="{a}"><h2>{html.escape(t)}</h2>\n{b}</section>' for a, t, b in parts
+    )
+    title = html.escape(f"betastudy report: {study.name}")
+    # plotly.js once, inline: the file must open offline and fetch nothing.
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n"
+        f"<body><h1>{title}</h1><p class=note>{html.escape(study.location)}</p>"
+        f"<nav>{nav}</nav>\n{body}\n</body></html>\n"
+    )
+
+
+def _fig(fig: go.Figure, div_id: str) -> str:
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, config=_CONFIG, div_id=div_id)
+
+
+def _note(text: str) -> str:
+    return f"<p class=note>{html.escape(text)}</p>"
+
+
+def _table(frame: pd.DataFrame, err_col: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, r in frame.iterrows():
+        cells = []
+        for c, v in r.items():
+            text = "" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+            if isinstance(text, float):
+                text = f"{text:.0f}" if text.is_integer() and abs(text) < 1e15 else f"{text:.4g}"
+            text = str(text)
+            cls = " class=err" if c == err_col else ""
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _summary(study: Study, metric: str, kl_thr: float, mi_thr: float) -> str:
+    counts = study.trials["status"].value_counts()
+    table = pd.DataFrame({"status": counts.index, "trials": counts.to_numpy()})
+    varied = ", ".join(fr.varied_params(study.trials)) or "none"
+    return (
+        _table(table)
+        + _note(
+            f"{len(study.trials)} trials; varied hyperparameters: {varied}; "
+            f"frontier metric: {metric}."
+        )
+        + _note(
+            f"A latent switches on when its KL first exceeds {kl_thr} nats; it codes the factor "
+            f"with the largest normalized MI (last evaluation) when that MI exceeds {mi_thr}."
+        )
+    )
+
+
+def _frontier(data: fr.FrontierData | None, metric: str) -> str:
+    if data is None or data.configs.empty:
+        return _note(f"No finished trial reported {metric}: no frontier yet.")
+    f = data.front
+    m, x = data.metric, data.x
+    table = pd.DataFrame(
+        {
+            "configuration": f["label"],
+            "seeds": f["n"],
+            f"{x} mean": f[f"{x}_mean"],
+            f"{x} sd": f[f"{x}_sd"],
+            f"{m} mean": f[f"{m}_mean"],
+            f"{m} sd": f[f"{m}_sd"],
+            "trials": f["trial_ids"],
+        }
+    )
+    return _fig(fr.plot_frontier(data), "fig-frontier") + "<h3>Pareto front</h3>" + _table(table)
+
+
+def _grid(study: Study, grid: tuple[str, str] | None, metric: str) -> str:
+    params = list(grid) if grid else fr.grid_params(study.trials)[:2]
+    if len(params) < 2:
+        return _note("Fewer than two grid-like hyperparameters vary: no heatmaps.")
+    metrics = ["recon", *[m for m in study.metrics if m in study.trials]]
+    data = fr.grid_data(study.trials, params[0], params[1], metrics)
+    if data.empty:
+        return _note("No finished trial to place on the grid.")
+    return _fig(fr.plot_grid_heatmaps(data, params[0], params[1]), "fig-grid")
+
+
+def _detail_trials(study: Study, front: fr.FrontierData | None, metric: str, n: int) -> list[str]:
+    """Trials that get their own figures: the best seed of each front configuration (by
+    reconstruction), then the best remaining finished trials by the metric."""
+    t = study.trials
+    chosen: list[str] = []
+    if front is not None:
+        for ids in front.front["trial_ids"]:
+            cand = t[t["trial_id"].isin(ids.split())]
+            chosen.append(cand.sort_values(metric, ascending=False)["trial_id"].iloc[0])
+    rest = t[t["n_reports"] > 0]
+    key = metric if metric in rest else "n_reports"
+    chosen += list(rest.sort_values(key, ascending=False)["trial_id"])
+    return list(dict.fromkeys(chosen))[:n]
+
+
+def _activation(study: Study, detail: list[str], kl_thr: float, mi_thr: float) -> str:
+    if study.curves.empty:
+        return _note("No trial has reported yet.")
+    out = []
+    summary = act.activation_summary_data(study, kl_threshold=kl_thr, mi_threshold=mi_thr)
+    if summary.n_trials:
+        out.append(_fig(act.plot_activation_summary(summary), "fig-activation-summary"))
+    for i, tid in enumerate(detail):
+        data = act.activation_data(study, tid, kl_threshold=kl_thr, mi_threshold=mi_thr)
+        out.append(_fig(act.plot_activation(data), f"fig-activation-{i}"))
+    return "\n".join(out)
+
+
+def _traversals(study: Study, detail: list[str]) -> str:
+    out = []
+    for i, tid in enumerate(detail):
+        data = tr.traversal_data(study, tid)
+        if data is not None:
+            out.append(_fig(tr.plot_traversals(data), f"fig-traversals-{i}"))
+    return "\n".join(out) or _note("No final checkpoint with traversal images was found.")
+
+
+def _curves(study: Study, max_points: int) -> str:
+    if study.curves.empty:
+        return _note("No trial has reported yet.")
+    data = views.training_curves_data(study, max_points=max_points)
+    return _fig(views.plot_training_curves(data), "fig-curves")
+
+
+def _parallel(study: Study, metric: str) -> str:
+    data = views.parallel_coords_data(study.trials, metric)
+    if data.empty or data.shape[1] <= 3:
+        return _note("Needs finished trials and at least one varied hyperparameter.")
+    return _fig(views.plot_parallel_coords(data, metric), "fig-parallel")
+
+
+def _importance(study: Study, metric: str) -> str:
+    data = views.importance_data(study, targets=(metric, "recon"))
+    if data.empty:
+        return _note("Needs at least two finished trials and a varied hyperparameter.")
+    return _fig(views.plot_importance(data), "fig-importance")
+
+
+def _failed(study: Study) -> str:
+    t = study.trials[~study.trials["status"].isin(fr.DONE)]
+    if t.empty:
+        return _note("Every trial finished.")
+    params = fr.varied_params(study.trials)
+    label = [", ".join(f"{p}={r[f'config/{p}']}" for p in params) for _, r in t.iterrows()]
+    table = pd.DataFrame(
+        {
+            "trial": t["trial_id"],
+            "status": t["status"],
+            "last step": t["last_step"],
+            "configuration": label,
+            "reason": t["error"],
+        }
+    )
+    return _table(table, err_col="reason")
