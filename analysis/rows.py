@@ -108,7 +108,10 @@ def assemble(trials: list[dict[str, Any]]) -> tuple[pd.DataFrame, ...]:
     rows = rows[np.isfinite(rows["step"].to_numpy())]
     train_cols = [c for c in (*TRAIN_COLUMNS, *CURVE_EXTRA) if c in rows] + kl_columns(rows)
     metric_cols = [c for c in rows.columns if c not in (*train_cols, "_trial")]
-    curve = rows.loc[rows["recon"].notna(), ["_trial", *train_cols]] if "recon" in rows else rows
+    # a training row carries a loss term (even a NaN one of a diverging trial may carry kl_z*)
+    loss_cols = [c for c in ("recon", "kl", "loss", *kl_columns(rows)) if c in rows]
+    is_train = rows[loss_cols].notna().any(axis=1) if loss_cols else np.zeros(len(rows), bool)
+    curve = rows.loc[is_train, ["_trial", *train_cols]]
     has = rows[metric_cols].notna().any(axis=1) if metric_cols else np.zeros(len(rows), bool)
     evals = rows.loc[has, ["_trial", "step", *(["C"] if "C" in rows else []), *metric_cols]]
     curve, evals = (_by_step(f) for f in (curve, evals))

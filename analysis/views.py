@@ -184,7 +184,7 @@ def _importance_from_db(study: Study, n_trees: int) -> list[tuple]:
             for i, name in enumerate(names):
                 evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=n_trees, seed=0)
                 imp = optuna.importance.get_param_importances(
-                    ost, evaluator=evaluator, target=lambda t, i=i: t.values[i], target_name=name
+                    ost, evaluator=evaluator, target=lambda t, i=i: t.values[i]
                 )
                 rows += [(name, p, float(v), "optuna.db") for p, v in imp.items()]
         storage.remove_session()

@@ -1,0 +1,102 @@
+"""The PNG encoder (decoded back by hand) and the traversal mosaic."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from analysis.png import data_uri, encode_png, to_uint8
+from analysis.traversals import GAP, plot_traversals, traversal_mosaic
+
+
+def _decode(png: bytes) -> tuple[np.ndarray, int]:
+    """A minimal PNG reader for 8-bit images with filters None/Up: checks every CRC."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(png):
+        (n,) = struct.unpack(">I", png[pos : pos + 4])
+        tag, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + n]
+        (crc,) = struct.unpack(">I", png[pos + 8 + n : pos + 12 + n])
+        assert crc == zlib.crc32(tag + data) & 0xFFFFFFFF
+        chunks[tag] = chunks.get(tag, b"") + data
+        pos += 12 + n
+    w, h, depth, ctype, *_ = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    assert depth == 8 and b"IEND" in chunks
+    ch = {0: 1, 2: 3, 6: 4}[ctype]
+    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(h, 1 + w * ch)
+    out = np.zeros((h, w * ch), np.uint8)
+    for y in range(h):
+        f, line = raw[y, 0], raw[y, 1:]
+        assert f in (0, 2)
+        out[y] = line + (out[y - 1] if f == 2 and y > 0 else 0)  # uint8 wrap-around
+    return out.reshape(h, w, ch).squeeze(), ctype
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (4, 6, 3), (3, 2, 4), (1, 1)])
+def test_png_round_trip(shape):
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    back, ctype = _decode(encode_png(img))
+    assert ctype == {2: 0, 3: {3: 2, 4: 6}.get(shape[-1])}[len(shape)]
+    np.testing.assert_array_equal(back, img)
+
+
+def test_png_rejects_bad_input():
+    with pytest.raises(TypeError):
+        encode_png(np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError):
+        encode_png(np.zeros((2, 2, 2), np.uint8))
+
+
+def test_png_opens_in_pillow_when_present():
+    image = pytest.importorskip("PIL.Image")
+    import io
+
+    img = np.arange(60, dtype=np.uint8).reshape(6, 10)
+    np.testing.assert_array_equal(np.array(image.open(io.BytesIO(encode_png(img)))), img)
+
+
+def test_to_uint8_and_data_uri():
+    assert to_uint8(np.array([-1.0, 0.0, 0.5, 1.0, 2.0, np.nan])).tolist() == [
+        0,
+        0,
+        128,
+        255,
+        255,
+        0,
+    ]
+    assert data_uri(b"\x89PNG").startswith("data:image/png;base64,iVBORw")
+
+
+def test_traversal_mosaic_rows_ordered_by_kl():
+    size, d, s, n = 8, 3, 4, 2
+    trav = np.zeros((d, s, size, size), np.float32)
+    for r in range(d):
+        trav[r] = (r + 1) / 4  # row r is a flat grey (r+1)/4
+    arrays = {
+        "inputs": np.ones((n, size, size), np.float32),
+        "reconstructions": np.full((n, size, size), 0.5, np.float32),
+        "traversals": trav,
+        "values": np.linspace(-2, 2, s),
+        "latent_index": np.array([4, 7, 1]),
+        "kl": np.array([0.2, 3.0, 1.5]),
+        "factor": np.array(["", "posX", "scale"]),
+    }
+    data = traversal_mosaic(arrays, "t")
+    assert data.row_labels == [
+        "inputs",
+        "reconstructions",
+        "z7 · 3.00 nats · posX",
+        "z1 · 1.50 nats · scale",
+        "z4 · 0.20 nats · —",
+    ]
+    cell = size + GAP
+    assert data.mosaic.shape == (5 * cell - GAP, s * cell - GAP)
+    assert data.mosaic[0, 0] == 255 and data.mosaic[cell, 0] == 128
+    assert data.mosaic[2 * cell, 0] == to_uint8(np.array(0.5))  # z7 was traversal row 1
+    assert data.mosaic[0, n * cell] == 90  # no third input: the gap grey fills the cell
+    fig = plot_traversals(data)
+    assert fig.data[0].source.startswith("data:image/png;base64,")
+    assert list(fig.layout.yaxis.ticktext) == data.row_labels
