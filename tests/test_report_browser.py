@@ -1,0 +1,92 @@
+"""The report opened in a real headless Chromium: no JavaScript errors, every figure drawn,
+and not one network request (the page must work offline)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from analysis.report import build_report
+from analysis.synthetic import write_synthetic_study
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    study = write_synthetic_study(root, 14, steps=3000, report_every=100, eval_every=1000, seeds=2)
+    return build_report(study, root / "report.html")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
+def test_report_in_headless_chromium(report, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    blocked: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:")):
+            r.continue_()
+        else:  # any fetch from the network fails the test: the report must be offline
+            blocked.append(r.request.url)
+            r.abort()
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
+            page.route("**/*", route)
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_function(
+                "Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                ".every(d => d.querySelector('.main-svg'))",
+                timeout=30_000,
+            )
+            figures = page.evaluate(
+                """Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => [
+                    d.id,
+                    d.querySelectorAll('.main-svg').length,
+                    d.querySelectorAll('g.trace, g.cartesianlayer image, .parcoords').length,
+                ])"""
+            )
+            images = page.evaluate(
+                """Array.from(document.querySelectorAll('[id^=fig-traversals] image'))
+                    .map(i => (i.getAttribute('href') || i.getAttribute('xlink:href') || '')
+                    .slice(0, 22))"""
+            )
+            failed_rows = page.locator("#failed table tr").count()
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert blocked == []
+    ids = [f[0] for f in figures]
+    for fig in (
+        "fig-frontier",
+        "fig-grid",
+        "fig-activation-summary",
+        "fig-activation-0",
+        "fig-traversals-0",
+        "fig-curves",
+        "fig-parallel",
+        "fig-importance",
+    ):
+        assert fig in ids
+    assert all(svgs >= 1 and drawn >= 1 for _, svgs, drawn in figures), figures
+    assert images and all(src == "data:image/png;base64," for src in images)
+    assert failed_rows == 1 + 3  # header + the failed, running and pending trials
+    assert (tmp_path / "report.png").stat().st_size > 10_000
