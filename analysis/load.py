@@ -183,6 +183,8 @@ def _relative(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:
     path = str(entry["path"])
     if path.startswith(sfs.root + "/"):  # an absolute path inside the study
         path = path[len(sfs.root) + 1 :]
+    elif path.startswith("/") or "://" in path:  # written elsewhere, the study moved since
+        path = path.rstrip("/").rsplit("/", 1)[-1]
     return {**entry, "path": path.strip("/")}
 
 

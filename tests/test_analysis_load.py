@@ -219,3 +219,30 @@ def test_synthetic_study_loads_and_exports(tmp_path):
     pd.testing.assert_frame_equal(back, study.curves, check_dtype=False)
     trials = pd.read_parquet(tmp_path / "export" / "trials.parquet")
     assert trials["error"].dropna().tolist() == study.trials["error"].dropna().tolist()
+
+
+def test_uri_and_moved_absolute_paths(tmp_path):
+    root = write_synthetic_study(tmp_path, 4, steps=1000, report_every=100, eval_every=500)
+    entries = json.loads((root / "trials.json").read_text())
+    for e in entries:  # as if written on another machine, before the study was copied here
+        e["path"] = f"/elsewhere/results/{e['path']}"
+    (root / "trials.json").write_text(json.dumps(entries))
+    local, uri = load_study(root), load_study(root.as_uri())
+    assert uri.location.startswith("file://")
+    pd.testing.assert_frame_equal(uri.trials, local.trials)
+    pd.testing.assert_frame_equal(uri.curves, local.curves)
+    assert local.trials["n_reports"].tolist() == [10, 5, 5, 0]
+    assert uri.traversals(uri.trials["trial_id"][0])["kl"].shape == (10,)
+
+
+def test_analysis_imports_neither_torch_ray_study_nor_trainables():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, analysis.report, analysis.export, analysis.synthetic, analysis.views\n"
+        "bad = [m for m in ('torch', 'ray', 'study', 'trainables') if m in sys.modules]\n"
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
