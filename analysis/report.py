@@ -241,7 +241,7 @@ def _importance(study: Study, metric: str) -> str:
 def _failed(study: Study) -> str:
     t = study.trials[~study.trials["status"].isin(fr.DONE)]
     if t.empty:
-        return _note("Every trial finished.")
+        return _note("Every trial finished." if len(study.trials) else "No trials yet.")
     params = fr.varied_params(study.trials)
     label = [", ".join(f"{p}={r[f'config/{p}']}" for p in params) for _, r in t.iterrows()]
     table = pd.DataFrame(

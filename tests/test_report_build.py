@@ -1,0 +1,63 @@
+"""build_report on edge cases: an empty study, one ``betastudy train`` trial, a broken figure."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+from analysis import report as report_module
+from analysis.report import build_report
+from analysis.synthetic import write_synthetic_study
+
+
+def _figures(text: str) -> list[str]:
+    return re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', text)
+
+
+def test_empty_study_builds_with_notes(tmp_path):
+    (tmp_path / "study.yaml").write_text("name: empty\n")
+    text = build_report(tmp_path, tmp_path / "r.html").read_text()
+    assert _figures(text) == []
+    assert "No finished trial reported mig: no frontier yet." in text
+    assert "No trials yet." in text and "could not draw" not in text
+
+
+def test_single_trial_directory(tmp_path):
+    root = write_synthetic_study(
+        tmp_path, 1, steps=2000, report_every=100, eval_every=500, failed=0, running=0, pending=0
+    )
+    trial = next(root.glob("train_*"))
+    one = tmp_path / "run"
+    (one / "checkpoints" / "step_0002000").mkdir(parents=True)
+    (one / "config.json").write_text((trial / "params.json").read_text())
+    rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    (one / "metrics.jsonl").write_text(
+        "\n".join(json.dumps({k: v for k, v in r.items() if k != "config"}) for r in rows)
+    )
+    shutil.copy(
+        trial / "checkpoint_000000" / "traversals.npz", one / "checkpoints" / "step_0002000"
+    )
+    (one / "done.json").write_text(json.dumps({"status": "TERMINATED", "step": 2000}))
+    text = build_report(one, tmp_path / "one.html").read_text()
+    assert _figures(text) == [
+        "fig-frontier",
+        "fig-activation-summary",
+        "fig-activation-0",
+        "fig-traversals-0",
+        "fig-curves",
+    ]
+    assert "Traversals, trial run (final checkpoint)" in text
+    assert "Every trial finished." in text
+
+
+def test_a_failing_figure_costs_one_section(tmp_path, monkeypatch):
+    root = write_synthetic_study(tmp_path, 6, steps=1000, report_every=100, eval_every=500)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(report_module.fr, "plot_frontier", broken)
+    text = build_report(root, tmp_path / "r.html").read_text()
+    assert "could not draw this section: RuntimeError: boom" in text
+    assert "fig-frontier" not in _figures(text) and "fig-curves" in _figures(text)
