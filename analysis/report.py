@@ -57,7 +57,7 @@ def build_report(
     """
     if not isinstance(study, Study):
         study = load_study(study)
-    if metric not in study.metrics and len(study.evaluations):
+    if study.metrics and metric not in study.metrics:  # nothing reported yet: notes instead
         raise ReportInputError(
             f"metric {metric!r} was not reported by {study.location}; reported: "
             + ", ".join(study.metrics)
