@@ -65,6 +65,8 @@ class TrialConfig:
     """Steps between disentanglement evaluations (also at the end); 0: only at the end."""
     eval_fast: bool = True
     """Evaluate with the fast metric sample sizes during training (final eval: full sizes)."""
+    eval_points: int = 0
+    """Cap on the points each metric samples (0: the metrics' own fast or full sizes)."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     device: str = "auto"
@@ -183,6 +185,7 @@ def _validate(c: TrialConfig) -> None:
     _check(c.hidden >= 1, "hidden", c.hidden, "hidden >= 1")
     _check(c.report_every >= 1, "report_every", c.report_every, "report_every >= 1")
     _check(c.eval_every >= 0, "eval_every", c.eval_every, "eval_every >= 0")
+    _check(c.eval_points >= 0, "eval_points", c.eval_points, "eval_points >= 0")
     _check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, ">= 0")
     dev = c.device
     _check(

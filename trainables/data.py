@@ -144,7 +144,7 @@ def load_npz(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
             "or data=procedural to render dSprites without a download"
         )
     try:
-        with np.load(path, allow_pickle=True, encoding="latin1") as npz:
+        with np.load(path, allow_pickle=False) as npz:  # metadata (pickled) is not read
             missing = {"imgs", "latents_classes"} - set(npz.files)
             if missing:
                 raise DataError(f"data={path}: no {sorted(missing)} array; is it {OFFICIAL_FILE}?")
@@ -163,8 +163,10 @@ def load_npz(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
     if imgs.dtype != np.uint8 or imgs.max(initial=0) > 1:
         raise DataError(f"data={path}: imgs must be uint8 in {{0, 1}}, got {imgs.dtype}")
     sizes = tuple(int(n) for n in classes[:, 1:].max(axis=0) + 1)  # drop colour
-    grid = np.stack(np.unravel_index(np.arange(len(imgs)), sizes), axis=1)
-    if math.prod(sizes) != len(imgs) or not np.array_equal(grid, classes[:, 1:]):
+    in_order = math.prod(sizes) == len(imgs) and np.array_equal(
+        np.stack(np.unravel_index(np.arange(len(imgs)), sizes), axis=1), classes[:, 1:]
+    )
+    if not in_order:
         raise DataError(
             f"data={path}: latents_classes is not every factor combination in the official "
             "order (posY fastest); the file is corrupt or not dSprites"

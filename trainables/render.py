@@ -30,10 +30,10 @@ SQUARE_HALF = 9.6  # half-side at scale 1 (20 pixels wide axis-aligned, 19.2 tur
 ELLIPSE_AXES = (12.6, 7.3)  # semi-axes at scale 1 (x, y)
 # Heart at scale 1, sprite coordinates (y up): two lobes of radius HEART_R centred at
 # (+-HEART_LOBE_X, HEART_LOBE_Y), joined by tangent lines to the tip (0, -HEART_TIP).
-HEART_R = 5.2
-HEART_LOBE_X = 4.9
-HEART_LOBE_Y = 4.05
-HEART_TIP = 8.65
+HEART_R = 5.0
+HEART_LOBE_X = 4.925
+HEART_LOBE_Y = 4.25
+HEART_TIP = 8.6
 
 
 def factor_values(factors: torch.Tensor) -> tuple[torch.Tensor, ...]:

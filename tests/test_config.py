@@ -1,0 +1,52 @@
+"""The trial config: defaults, coercion at the edge, and clear errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainables.config import ConfigError, TrialConfig, parse_overrides
+
+
+def test_burgess_defaults():
+    c = TrialConfig()
+    assert (c.lr, c.batch_size, c.latent_dim, c.channels, c.hidden) == (5e-4, 64, 10, 32, 256)
+    assert (c.objective, c.gamma, c.c_start, c.c_max, c.c_steps) == ("capacity", 1000, 0, 25, 100_000)
+
+
+def test_from_dict_coerces_strings_and_round_trips(tmp_path):
+    c = TrialConfig.from_dict({"beta": "4", "steps": 10.0, "cuda_graph": "false"})
+    assert (c.beta, c.steps, c.cuda_graph) == (4.0, 10, False)
+    c2 = c.replace(c_schedule="piecewise", c_points=[[0, 0], [5, 2.5]])
+    c2.save(tmp_path / "c.json")
+    assert TrialConfig.load(tmp_path / "c.json") == c2
+
+
+@pytest.mark.parametrize(
+    ("values", "names"),
+    [
+        ({"bta": 1}, "'bta'"),
+        ({"beta": -1}, "beta"),
+        ({"gamma": -3}, "gamma"),
+        ({"c_start": 5, "c_max": 2}, "c_max"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 1.5}, "steps"),
+        ({"lr": "fast"}, "lr"),
+        ({"encoder": "pixels"}, "encoder"),
+        ({"objective": "elbo"}, "objective"),
+        ({"c_schedule": "piecewise"}, "c_points"),
+        ({"c_schedule": "piecewise", "c_points": [[5, 1], [2, 2]]}, "c_points"),
+        ({"device": "tpu"}, "device"),
+        ({"precision": "fp8"}, "precision"),
+    ],
+)
+def test_bad_values_name_their_key(values, names):
+    with pytest.raises(ConfigError, match=names) as e:
+        TrialConfig.from_dict(values)
+    assert "\n" not in str(e.value)
+
+
+def test_parse_overrides_reads_yaml_values():
+    got = parse_overrides(["beta=4", "encoder=factors", "c_points=[[0, 0], [10, 5]]", "eval_fast=false"])
+    assert got == {"beta": 4, "encoder": "factors", "c_points": [[0, 0], [10, 5]], "eval_fast": False}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["beta"])

@@ -1,0 +1,78 @@
+"""Objectives against closed forms: KL, Bernoulli NLL, C schedules, the capacity gradient."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainables.config import TrialConfig
+from trainables.objectives import bernoulli_recon, capacity, kl_per_latent, vae_loss
+
+
+def test_kl_of_known_gaussians():
+    # KL(N(m, s^2) || N(0, 1)) = (m^2 + s^2 - 1 - log s^2) / 2, per latent, batch-averaged
+    mu = torch.tensor([[0.0, 1.0, -2.0], [0.0, 3.0, -2.0]])
+    var = torch.tensor([[1.0, 1.0, 0.25], [1.0, 1.0, 4.0]])
+    kl = kl_per_latent(mu, var.log())
+    want = [
+        0.0,
+        (0.5 * (1 + 0) + 0.5 * (9 + 0)) / 2,
+        (0.5 * (4 + 0.25 - 1 - math.log(0.25)) + 0.5 * (4 + 4 - 1 - math.log(4))) / 2,
+    ]
+    assert kl.tolist() == pytest.approx(want, rel=1e-6)
+
+
+def test_recon_is_summed_over_pixels_in_nats():
+    x = torch.zeros(2, 1, 64, 64)
+    x[0, 0, :32] = 1
+    logits = torch.zeros_like(x)  # p = 1/2 everywhere: log 2 nats per pixel
+    assert bernoulli_recon(logits, x).item() == pytest.approx(4096 * math.log(2), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("step", "want"), [(-5, 2.0), (0, 2.0), (50, 12.0), (100, 22.0), (101, 22.0), (10**6, 22.0)]
+)
+def test_linear_schedule_before_at_and_after_its_end(step, want):
+    cfg = TrialConfig(c_start=2.0, c_max=22.0, c_steps=100)
+    assert capacity(step, cfg) == pytest.approx(want)
+
+
+def test_burgess_default_schedule():
+    cfg = TrialConfig()
+    assert (cfg.gamma, cfg.c_max, cfg.c_steps) == (1000.0, 25.0, 100_000)
+    assert capacity(50_000, cfg) == pytest.approx(12.5)
+    assert capacity(100_000, cfg) == capacity(150_000, cfg) == 25.0
+
+
+def test_constant_and_piecewise_schedules():
+    assert capacity(0, TrialConfig(c_schedule="constant", c_max=7)) == 7.0
+    assert capacity(10**6, TrialConfig(c_schedule="constant", c_max=7)) == 7.0
+    cfg = TrialConfig(c_schedule="piecewise", c_points=((10, 1.0), (20, 5.0), (40, 5.0), (50, 10.0)))
+    got = [capacity(s, cfg) for s in (0, 10, 15, 20, 30, 40, 45, 50, 60)]
+    assert got == pytest.approx([1, 1, 3, 5, 5, 5, 7.5, 10, 10])
+
+
+@pytest.mark.parametrize(("kl_above", "sign"), [(True, 1.0), (False, -1.0)])
+def test_capacity_gradient_pushes_kl_towards_c(kl_above, sign):
+    # d loss / d mu = gamma * sign(KL - C) * dKL/dmu; with mu > 0, dKL/dmu = mu > 0
+    mu = torch.full((4, 2), 1.0, requires_grad=True)  # KL = 0.5 per latent: total 1.0
+    logvar = torch.zeros(4, 2)
+    x = torch.zeros(4, 1, 2, 2)
+    c = 0.5 if kl_above else 1.5
+    cfg = TrialConfig(objective="capacity", gamma=1000.0)
+    loss, logs = vae_loss(torch.zeros_like(x), x, mu, logvar, c, cfg)
+    assert logs["kl"].item() == pytest.approx(1.0)
+    loss.backward()
+    assert torch.all(torch.sign(mu.grad) == sign)
+    assert mu.grad.abs().sum().item() == pytest.approx(1000.0 * 1.0 * 2, rel=1e-5)
+
+
+def test_beta_loss_is_recon_plus_beta_kl():
+    mu, logvar = torch.ones(3, 4), torch.zeros(3, 4)
+    x = torch.ones(3, 1, 2, 2)
+    logits = torch.zeros_like(x)
+    loss, logs = vae_loss(logits, x, mu, logvar, 0.0, TrialConfig(objective="beta", beta=4.0))
+    assert logs["kl_per_latent"].shape == (4,)
+    assert loss.item() == pytest.approx(logs["recon"].item() + 4.0 * 2.0)

@@ -1,0 +1,95 @@
+"""In-trial evaluation: disentanglement metrics of posterior means, and traversal images.
+
+The metrics are analysis' pure array functions; this module only encodes fresh samples
+with the model (posterior means, no sampling) and hands over numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from analysis.metrics import evaluate, latent_factors, mutual_info_matrix
+from trainables.data import DSprites
+from trainables.objectives import kl_per_latent
+
+if TYPE_CHECKING:
+    from trainables.trainer import Row, Trainer
+
+TRAVERSAL_INPUTS = 8  # inputs and reconstructions shown
+TRAVERSAL_STEPS = 9  # values per latent row
+TRAVERSAL_RANGE = 3.0  # +- prior standard deviations
+KL_SAMPLES = 2048  # images for each latent's KL and its factor in the traversal figure
+
+
+class FactorInputs:
+    """The dataset seen by the factor encoder q(z|f): observations are factor features."""
+
+    def __init__(self, data: DSprites) -> None:
+        self.data = data
+        self.factor_names = data.factor_names
+        self.factor_sizes = data.factor_sizes
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.data.sample_factors(n, rng)
+
+    def observations(self, factors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return self.data.features(torch.as_tensor(np.asarray(factors), device=self.data.device))
+
+
+def _inputs(trainer: Trainer) -> DSprites | FactorInputs:
+    return trainer.data if trainer.cfg.encoder == "image" else FactorInputs(trainer.data)
+
+
+@torch.no_grad()
+def _encode(trainer: Trainer, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    was = trainer.model.training
+    trainer.model.eval()
+    mu, logvar = trainer.model.encoder(inputs)
+    trainer.model.train(was)
+    return mu.float(), logvar.float()
+
+
+def evaluate_model(trainer: Trainer, fast: bool) -> Row:
+    """All metrics and the MI matrix (contract names) on fresh samples, seeded by step."""
+
+    def represent(obs: torch.Tensor) -> np.ndarray:
+        return _encode(trainer, obs)[0].cpu().numpy()  # posterior means (n, d)
+
+    rng = np.random.default_rng([trainer.cfg.seed, trainer.step])
+    return evaluate(_inputs(trainer), represent, rng, fast=fast)
+
+
+@torch.no_grad()
+def traversals(trainer: Trainer) -> dict[str, np.ndarray]:
+    """The arrays of traversals.npz (see analysis.contract.TRAVERSAL_ARRAYS)."""
+    data, model = trainer.data, trainer.model
+    rng = np.random.default_rng([trainer.cfg.seed, trainer.step, 1])
+    inputs = _inputs(trainer)
+    factors = data.sample_factors(KL_SAMPLES, rng)  # (n, 5)
+    mu, logvar = _encode(trainer, inputs.observations(factors))
+    kl = kl_per_latent(mu, logvar).cpu().numpy()  # (d,)
+    mi = mutual_info_matrix(mu.cpu().numpy(), factors)
+    names = latent_factors(mi, list(data.factor_names))
+    order = np.argsort(-kl, kind="stable")  # largest KL first, as in the paper's figure
+
+    shown = factors[:TRAVERSAL_INPUTS]
+    images = data.observations(shown)[:, 0]  # (n, 64, 64)
+    base = mu[:TRAVERSAL_INPUTS]
+    recon = torch.sigmoid(model.decoder(base))[:, 0]
+    values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
+    z = base[0].repeat(len(order), TRAVERSAL_STEPS, 1)  # (d, s, d)
+    for row, i in enumerate(order):
+        z[row, :, i] = torch.as_tensor(values, device=z.device, dtype=z.dtype)
+    sweep = torch.sigmoid(model.decoder(z.flatten(0, 1))).view(len(order), TRAVERSAL_STEPS, 64, 64)
+    return {
+        "inputs": images.float().cpu().numpy(),
+        "reconstructions": recon.float().cpu().numpy(),
+        "traversals": sweep.float().cpu().numpy(),
+        "values": values.astype(np.float32),
+        "latent_index": order.astype(np.int64),
+        "kl": kl[order].astype(np.float32),
+        "factor": np.array([names[i] or "" for i in order]),
+    }
