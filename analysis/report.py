@@ -220,7 +220,9 @@ def _traversals(study: Study, detail: list[str]) -> str:
 def _curves(study: Study, max_points: int) -> str:
     if study.curves.empty:
         return _note("No trial has reported yet.")
-    data = views.training_curves_data(study, max_points=max_points)
+    # at most ~30k points per panel however many trials: the page stays small and quick
+    n = max(1, study.curves["trial_id"].nunique())
+    data = views.training_curves_data(study, max_points=max(10, min(max_points, 30_000 // n)))
     return _fig(views.plot_training_curves(data), "fig-curves")
 
 
