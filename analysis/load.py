@@ -203,12 +203,16 @@ def _load_ray_trial(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:
     config = entry.get("config")
     if not isinstance(config, dict):
         config = _read_json(sfs, join(rel, PARAMS_FILE)) if PARAMS_FILE in files else {}
-    frame = _read_rows(sfs, join(rel, RESULT_FILE)) if RESULT_FILE in files else None
+    data = _read_bytes(sfs, join(rel, RESULT_FILE)) if RESULT_FILE in files else None
+    frame = _rows.parse_jsonl(data) if data is not None else None
     error = entry.get("error")
     if not error and ERROR_FILE in files:
         error = _last_line(sfs.read_text(join(rel, ERROR_FILE)))
+    if not error and data:
+        error = _rows.last_error(data)  # a diverged trial's last row names its reason
     ckpts = [(int(m.group(1)), n) for n in files if (m := _RAY_CHECKPOINT.match(n))]
-    status = entry.get("status") or _infer_status(ERROR_FILE in files, None, frame, config)
+    failed = ERROR_FILE in files or bool(data and _rows.last_error(data))
+    status = entry.get("status") or _infer_status(failed, None, frame, config)
     return {
         "trial_id": str(entry.get("trial_id") or _id_from_dirname(rel)),
         "path": rel,
@@ -224,15 +228,18 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
     """A ``betastudy train --out DIR`` folder: config.json, metrics.jsonl, checkpoints/."""
     files = sfs.listdir()
     config = _read_json(sfs, CONFIG_FILE)
-    frame = _read_rows(sfs, METRICS_FILE) if METRICS_FILE in files else None
+    data = _read_bytes(sfs, METRICS_FILE) if METRICS_FILE in files else None
+    frame = _rows.parse_jsonl(data) if data is not None else None
     done = _read_json(sfs, DONE_FILE) if DONE_FILE in files else None
     ckpts = [
         (int(m.group(1)), n)
         for n in sfs.listdir("checkpoints")
         if (m := _TRAIN_CHECKPOINT.match(n))
     ]
-    status = _infer_status(False, done, frame, config)
+    status = _infer_status(bool(data and _rows.last_error(data)), done, frame, config)
     error = (done or {}).get("error") if isinstance(done, dict) else None
+    if not error and data:
+        error = _rows.last_error(data)
     return {
         "trial_id": os.path.basename(sfs.root.rstrip("/")) or "trial",
         "path": "",
@@ -268,9 +275,9 @@ def _final_checkpoint(sfs: StudyFS, rel: str, ckpts: list[tuple[int, str]]) -> s
     return None
 
 
-def _read_rows(sfs: StudyFS, rel: str) -> pa.Table | None:
+def _read_bytes(sfs: StudyFS, rel: str) -> bytes | None:
     try:
-        return _rows.parse_jsonl(sfs.read_bytes(rel))
+        return sfs.read_bytes(rel)
     except OSError:
         return None
 

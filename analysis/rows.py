@@ -79,6 +79,18 @@ def parse_jsonl(data: bytes) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
+def last_error(data: bytes) -> str | None:
+    """The ``error`` string of the last report row, if it has one (a diverged trial's
+    last row: ``{"step": ..., "diverged": true, "error": "TrainingDiverged: ..."}``)."""
+    tail = data.rstrip().rsplit(b"\n", 1)[-1]
+    try:
+        row = json.loads(tail)
+    except ValueError:
+        return None
+    error = row.get("error") if isinstance(row, dict) else None
+    return error if isinstance(error, str) and error else None
+
+
 def _is_number(key: str, value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and key not in _RAY_KEYS
 

@@ -246,3 +246,24 @@ def test_analysis_imports_neither_torch_ray_study_nor_trainables():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_diverged_last_row_gives_status_and_reason(tmp_path):
+    """trainables.tune reports one last row with NaN losses, diverged and error, then raises."""
+    root = tmp_path / "exp"
+    root.mkdir()
+    last = {
+        "step": 300,
+        "images_seen": 300 * 64,
+        "recon": float("nan"),
+        "kl": float("nan"),
+        "loss": float("nan"),
+        "diverged": True,
+        "error": "TrainingDiverged: non-finite loss at step 300",
+    }
+    _write_trial(root, "train_bbbbb_00000_0", {"steps": 1000}, [_row(100), _row(200), last])
+    study = load_study(root)
+    t = study.trials.iloc[0]
+    assert (t["status"], t["error"]) == ("ERROR", "TrainingDiverged: non-finite loss at step 300")
+    assert study.curves["step"].tolist() == [100, 200]  # the reason row is not a training row
+    assert "diverged" not in study.curves and "error" not in study.evaluations
