@@ -136,7 +136,8 @@ def activation_data(
         every = -(-len(curve) // max_points)
         curve = curve.iloc[np.unique(np.r_[np.arange(0, len(curve), every), len(curve) - 1])]
     long = _long(curve)
-    x = "C" if "C" in long and np.nanmax(long["C"].to_numpy(), initial=0.0) > 0 else "step"
+    # against C when C moves during the trial (not for the beta objective or a constant C)
+    x = "C" if "C" in long and long["C"].nunique() > 1 else "step"
     return ActivationData(
         trial_id, x, long.drop(columns="trial_id"), latents, factor_order(latents), kl_threshold
     )

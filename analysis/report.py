@@ -170,7 +170,12 @@ def _frontier(data: fr.FrontierData | None, metric: str) -> str:
 
 
 def _grid(study: Study, grid: tuple[str, str] | None, metric: str) -> str:
-    params = list(grid) if grid else fr.grid_params(study.trials)[:2]
+    # the study spec's own search space first, in its order; else inferred from the trials
+    candidates = fr.grid_params(study.trials)
+    space = study.spec.get("space")
+    if isinstance(space, dict):
+        candidates = [p for p in space if p in candidates] + candidates
+    params = list(grid) if grid else list(dict.fromkeys(candidates))[:2]
     if len(params) < 2:
         return _note("Fewer than two grid-like hyperparameters vary: no heatmaps.")
     metrics = ["recon", *[m for m in study.metrics if m in study.trials]]

@@ -138,3 +138,11 @@ def test_summary_skips_unfinished_trials():
     s = activation_summary_data(study)
     assert s.orders["trial_id"].tolist() == ["t1", "t3"]
     assert s.share == 1.0
+
+
+def test_constant_capacity_trials_are_drawn_against_the_step():
+    study = _study()
+    study.curves["C"] = 25.0  # the bottleneck experiment: C held constant
+    data = activation_data(study, "t1")
+    assert data.x == "step"
+    assert len(plot_activation(data).data) == 5  # one panel only
