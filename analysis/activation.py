@@ -179,6 +179,26 @@ def plot_activation(data: ActivationData) -> go.Figure:
                 row=1,
                 col=k + 1,
             )
+    on = data.latents[data.latents["step_on"].notna()]
+    for k, a in enumerate(axes):  # a dot where each latent crosses the threshold
+        fig.add_trace(
+            go.Scatter(
+                x=on["C_on" if a == "C" else "step_on"].to_numpy(),
+                y=np.full(len(on), data.kl_threshold),
+                mode="markers",
+                marker={
+                    "color": [FACTOR_COLORS.get(f, "#999999") for f in on["factor"]],
+                    "size": 9,
+                },
+                text=[
+                    f"z{z} · {f or '—'}" for z, f in zip(on["latent"], on["factor"], strict=True)
+                ],
+                hovertemplate="%{text} switches on at " + a + "=%{x:.4g}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=k + 1,
+        )
     fig.add_hline(y=data.kl_threshold, line_dash="dot", line_color="grey")
     fig.update_yaxes(title_text="KL (nats)", col=1)
     fig.update_xaxes(title_text="C (nats)" if data.x == "C" else "step", col=1)

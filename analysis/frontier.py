@@ -220,6 +220,7 @@ def plot_grid_heatmaps(data: pd.DataFrame, x: str, y: str, cols: int = 3) -> go.
                 y=[_fmt(v) for v in piv.index],
                 colorscale="Viridis" if DIRECTIONS.get(m, "max") == "max" else "Viridis_r",
                 showscale=False,
+                texttemplate="%{z:.3g}" if piv.size <= 150 else None,  # values on small grids
                 hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{m}=%{{z:.4g}}<extra></extra>",
             ),
             row=k // cols + 1,

@@ -77,7 +77,8 @@ def test_switch_on_labels_and_order_of_one_trial():
     assert data.x == "C"
     assert sorted(data.curves.columns) == ["C", "kl", "latent", "step"]
     fig = plot_activation(data)
-    assert len(fig.data) == 2 * 5  # each latent vs C and vs step
+    assert len(fig.data) == 2 * 5 + 2  # each latent vs C and vs step, switch-on dots
+    assert list(fig.data[-2].x) == [2.0, 2.0, 5.0, 9.0]
     assert "posX > posY > scale > shape" in fig.layout.title.text
 
 
@@ -145,4 +146,4 @@ def test_constant_capacity_trials_are_drawn_against_the_step():
     study.curves["C"] = 25.0  # the bottleneck experiment: C held constant
     data = activation_data(study, "t1")
     assert data.x == "step"
-    assert len(plot_activation(data).data) == 5  # one panel only
+    assert len(plot_activation(data).data) == 5 + 1  # one panel only
