@@ -181,7 +181,7 @@ def _importance_from_db(study: Study, n_trees: int) -> list[tuple]:
             done = [t for t in ost.trials if t.state == optuna.trial.TrialState.COMPLETE]
             if len(done) < 2:
                 continue
-            names = ost.metric_names or [f"objective {i}" for i in range(len(ost.directions))]
+            names = ost.metric_names or _spec_objectives(study, len(ost.directions))
             for i, name in enumerate(names):
                 evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=n_trees, seed=0)
                 imp = optuna.importance.get_param_importances(
@@ -190,6 +190,15 @@ def _importance_from_db(study: Study, n_trees: int) -> list[tuple]:
                 rows += [(name, p, float(v), "optuna.db") for p, v in imp.items()]
         storage.remove_session()
         return rows
+
+
+def _spec_objectives(study: Study, n: int) -> list[str]:
+    """Objective names from study.yaml's ``search.objectives`` ({recon: min, mig: max}),
+    in order, when the runner did not name them in Optuna's storage."""
+    search = study.spec.get("search")
+    objectives = search.get("objectives") if isinstance(search, dict) else None
+    names = list(objectives) if isinstance(objectives, dict) else []
+    return names if len(names) == n else [f"objective {i}" for i in range(n)]
 
 
 def _optuna_study_from_trials(trials: pd.DataFrame, target: str):

@@ -96,8 +96,21 @@ def test_importance_from_optuna_db(tmp_path):
         lr = t.suggest_float("lr", 1e-4, 1e-3)
         ost.tell(t, [0.05 * beta + rng.normal(0, 0.01), 50.0 + 1e3 * lr])
     del ost
-    data = importance_data(_study(tmp_path, "optuna.db"))
+    study = _study(tmp_path, "optuna.db")
+    data = importance_data(study)
     assert set(data["source"]) == {"optuna.db"}
     mig = data[data["target"] == "mig"].set_index("param")["importance"]
     recon = data[data["target"] == "recon"].set_index("param")["importance"]
     assert mig["beta"] > mig["lr"] and recon["lr"] > recon["beta"]
+
+
+def test_optuna_objectives_named_from_the_spec(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    ost = optuna.create_study(storage=storage, study_name="s", directions=["minimize", "maximize"])
+    for i in range(6):
+        t = ost.ask()
+        ost.tell(t, [t.suggest_float("beta", 1.0, 16.0) * 2, float(i)])
+    study = _study(tmp_path, "optuna.db")
+    study.spec = {"search": {"mode": "optuna", "objectives": {"recon": "min", "mig": "max"}}}
+    data = importance_data(study)
+    assert list(dict.fromkeys(data["target"])) == ["recon", "mig"]
