@@ -176,7 +176,7 @@ def _from_experiment_state(text: str) -> list[dict[str, Any]]:
                 "has_error_file": bool(meta.get("error_filename")),
             }
         )
-    return out
+    return sorted(out, key=lambda e: str(e["trial_id"]))  # Ray keeps no order here
 
 
 def _relative(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:
