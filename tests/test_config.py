@@ -10,7 +10,13 @@ from trainables.config import ConfigError, TrialConfig, parse_overrides
 def test_burgess_defaults():
     c = TrialConfig()
     assert (c.lr, c.batch_size, c.latent_dim, c.channels, c.hidden) == (5e-4, 64, 10, 32, 256)
-    assert (c.objective, c.gamma, c.c_start, c.c_max, c.c_steps) == ("capacity", 1000, 0, 25, 100_000)
+    assert (c.objective, c.gamma, c.c_start, c.c_max, c.c_steps) == (
+        "capacity",
+        1000,
+        0,
+        25,
+        100_000,
+    )
 
 
 def test_from_dict_coerces_strings_and_round_trips(tmp_path):
@@ -46,7 +52,14 @@ def test_bad_values_name_their_key(values, names):
 
 
 def test_parse_overrides_reads_yaml_values():
-    got = parse_overrides(["beta=4", "encoder=factors", "c_points=[[0, 0], [10, 5]]", "eval_fast=false"])
-    assert got == {"beta": 4, "encoder": "factors", "c_points": [[0, 0], [10, 5]], "eval_fast": False}
+    got = parse_overrides(
+        ["beta=4", "encoder=factors", "c_points=[[0, 0], [10, 5]]", "eval_fast=false"]
+    )
+    assert got == {
+        "beta": 4,
+        "encoder": "factors",
+        "c_points": [[0, 0], [10, 5]],
+        "eval_fast": False,
+    }
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["beta"])

@@ -49,7 +49,9 @@ def test_burgess_default_schedule():
 def test_constant_and_piecewise_schedules():
     assert capacity(0, TrialConfig(c_schedule="constant", c_max=7)) == 7.0
     assert capacity(10**6, TrialConfig(c_schedule="constant", c_max=7)) == 7.0
-    cfg = TrialConfig(c_schedule="piecewise", c_points=((10, 1.0), (20, 5.0), (40, 5.0), (50, 10.0)))
+    cfg = TrialConfig(
+        c_schedule="piecewise", c_points=((10, 1.0), (20, 5.0), (40, 5.0), (50, 10.0))
+    )
     got = [capacity(s, cfg) for s in (0, 10, 15, 20, 30, 40, 45, 50, 60)]
     assert got == pytest.approx([1, 1, 3, 5, 5, 5, 7.5, 10, 10])
 

@@ -66,7 +66,7 @@ class TrialConfig:
     eval_fast: bool = True
     """Evaluate with the fast metric sample sizes during training (final eval: full sizes)."""
     eval_points: int = 0
-    """Cap on the points each metric samples (0: the metrics' own fast or full sizes)."""
+    """Points per metric sample, in groups of a tenth (0: the metrics' own fast/full sizes)."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     device: str = "auto"

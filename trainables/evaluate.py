@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from analysis.metrics import evaluate, latent_factors, mutual_info_matrix
+from analysis.metrics.evaluate import FAST, Sizes
+from trainables.config import TrialConfig
 from trainables.data import DSprites
 from trainables.objectives import kl_per_latent
 
@@ -59,7 +61,31 @@ def evaluate_model(trainer: Trainer, fast: bool) -> Row:
         return _encode(trainer, obs)[0].cpu().numpy()  # posterior means (n, d)
 
     rng = np.random.default_rng([trainer.cfg.seed, trainer.step])
-    return evaluate(_inputs(trainer), represent, rng, fast=fast)
+    return evaluate(_inputs(trainer), represent, rng, fast=fast, sizes=capped_sizes(trainer.cfg))
+
+
+def capped_sizes(cfg: TrialConfig) -> Sizes | None:
+    """Metric sample sizes for ``eval_points`` = n > 0: n points per sample, groups of n/10.
+
+    A small n (a few hundred) makes CPU smoke runs cheap; scores at such sizes are noisy
+    and serve to check the pipeline, not to compare models.
+    """
+    n = cfg.eval_points
+    if n == 0:
+        return None
+    group = min(FAST.beta_vae_batch, max(2, n // 10))
+    return Sizes(
+        num_train=n,
+        num_test=max(n // 2, 2),
+        beta_vae_batch=group,
+        beta_vae_train=n,
+        beta_vae_eval=max(n // 2, 2),
+        factor_vae_batch=group,
+        factor_vae_train=n,
+        factor_vae_eval=max(n // 2, 2),
+        factor_vae_variance=n,
+        dci_estimators=FAST.dci_estimators,
+    )
 
 
 @torch.no_grad()

@@ -65,7 +65,12 @@ class Trainer:
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graph, fused=cuda or None
         )
-        self.gen = torch.Generator(dev)  # draws the data and the reparameterisation noise
+        # Draws the data and the reparameterisation noise. A CUDA graph may only use the
+        # device's default generator, so a graphed trial seeds that one.
+        if cfg.cuda_graph:
+            self.gen = torch.cuda.default_generators[dev.index or torch.cuda.current_device()]
+        else:
+            self.gen = torch.Generator(dev)
         self.gen.manual_seed(cfg.seed)
         self.c_table = capacity_table(cfg, dev)  # (steps + 1,)
         self.step = 0
@@ -117,8 +122,6 @@ class Trainer:
                 self._train_step()
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        if hasattr(graph, "register_generator_state"):
-            graph.register_generator_state(self.gen)
         self.opt.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
             self._train_step()

@@ -1,0 +1,80 @@
+"""``betastudy train`` through click's CliRunner: a run, a resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from study.cli import main
+from tests.test_trainer import SMALL
+
+SETS = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+
+
+def train(*args: str):
+    return CliRunner().invoke(main, ["train", "--no-progress", *SETS, *args])
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_writes_rows_and_checkpoints_then_resumes(tmp_path):
+    out = tmp_path / "trial"
+    r = train("--set", "steps=20", "--set", "checkpoint_every=10", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "trained 20 steps" in r.output and "metrics: mig" in r.output
+    assert [row["step"] for row in rows(out / "metrics.jsonl")] == [10, 20]
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts == ["step_0000010", "step_0000020"]
+    assert (out / "checkpoints" / "step_0000020" / "traversals.npz").is_file()
+
+    # continue to 30 steps from the last checkpoint
+    r = CliRunner().invoke(
+        main, ["train", "--no-progress", "--resume", str(out), "--set", "steps=30"]
+    )
+    assert r.exit_code == 0, r.output
+    assert [row["step"] for row in rows(out / "metrics.jsonl")] == [10, 20, 30]
+    assert "trained 30 steps" in r.output
+
+
+def test_config_file_and_set_merge(tmp_path):
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text("objective: beta\nbeta: 2\nsteps: 10\n")
+    r = train("--config", str(cfg), "--set", "beta=3", "--out", str(tmp_path / "t"))
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert (saved["objective"], saved["beta"], saved["steps"]) == ("beta", 3.0, 10)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--set", "bta=4"], "unknown trial config key 'bta'"),
+        (["--set", "beta=-1"], "beta=-1"),
+        (["--set", "steps=0"], "steps=0"),
+        (["--set", "beta"], "key=value"),
+        (["--set", "data=missing.npz"], "no such file"),
+        (["--set", "precision=bf16"], "needs a CUDA device"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, args, match):
+    r = train(*args, "--out", str(tmp_path / "t"))
+    assert r.exit_code == 2, r.output
+    assert match in r.output
+    assert r.output.count("\n") == 1 and "Traceback" not in r.output
+
+
+def test_resume_of_a_directory_without_checkpoints_is_bad_input(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--resume", str(tmp_path)])
+    assert r.exit_code == 2 and "no checkpoint" in r.output
+
+
+def test_diverged_trial_keeps_its_rows(tmp_path):
+    out = tmp_path / "t"
+    r = train("--set", "steps=20", "--set", "gamma=1e39", "--out", str(out))
+    assert r.exit_code == 1
+    assert "non-finite loss at step 1" in r.output
+    assert (out / "config.json").is_file()

@@ -1,0 +1,116 @@
+"""The trainer end to end on CPU: determinism, exact resume, learning, divergence, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.contract import CONFIG_FILE, STATE_FILE, TRAIN_COLUMNS, TRAVERSAL_ARRAYS, kl_key
+from trainables.config import TrialConfig
+from trainables.trainer import Trainer, TrainingDiverged
+
+# A small model keeps CPU runs short; the architecture is the default one, narrower.
+SMALL = dict(
+    device="cpu", batch_size=16, latent_dim=4, channels=8, hidden=32, lr=2e-3,
+    report_every=10, eval_every=0, checkpoint_every=0, eval_fast=True, eval_points=100,
+)  # fmt: skip
+
+
+def small(**kw) -> TrialConfig:
+    return TrialConfig.from_dict({**SMALL, "steps": 30, **kw})
+
+
+def rows_of(trainer: Trainer) -> list[dict]:
+    rows: list[dict] = []
+    trainer.run(lambda row, due: rows.append(row))
+    return rows
+
+
+def strip_timing(rows):
+    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]
+
+
+def params(trainer: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_rows_follow_the_results_contract():
+    cfg = small(steps=25, report_every=10)
+    rows = rows_of(Trainer(cfg))
+    assert [r["step"] for r in rows] == [10, 20, 25]
+    for r in rows:
+        assert set(TRAIN_COLUMNS) | {kl_key(i) for i in range(4)} <= set(r)
+        assert r["images_seen"] == r["step"] * 16
+        assert r["kl"] == pytest.approx(sum(r[kl_key(i)] for i in range(4)), rel=1e-5)
+    assert {"mig", "mi/z0/shape"} <= set(rows[-1])  # the final row carries the evaluation
+
+
+def test_same_seed_same_numbers_on_cpu():
+    a, b, c = Trainer(small(seed=3)), Trainer(small(seed=3)), Trainer(small(seed=4))
+    rows_a = strip_timing(rows_of(a))
+    assert rows_a == strip_timing(rows_of(b))  # evaluation included: it is seeded too
+    assert all(torch.equal(p, q) for p, q in zip(params(a), params(b)))
+    assert strip_timing(rows_of(c))[0] != rows_a[0]
+
+
+@pytest.mark.parametrize("encoder", ["image", "factors"])
+def test_resume_is_bitwise_identical(tmp_path, encoder):
+    # N steps straight == k steps, save, load, N - k steps; k off the report grid
+    cfg = small(steps=30, report_every=10, checkpoint_every=13, encoder=encoder)
+    straight = Trainer(cfg)
+    rows_straight = strip_timing(rows_of(straight))
+
+    first = Trainer(cfg)
+    rows_first: list[dict] = []
+
+    def stop_at_checkpoint(row, due):
+        rows_first.append(row)
+        if due:
+            first.save_checkpoint(tmp_path)
+            raise KeyboardInterrupt  # the process "dies" right after its checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        first.run(stop_at_checkpoint)
+    assert first.step == 13 and (tmp_path / STATE_FILE).is_file()
+    resumed = Trainer.from_checkpoint(tmp_path)
+    assert resumed.step == 13 and resumed.cfg == cfg
+    rows_resumed = strip_timing(rows_first + rows_of(resumed))
+    assert rows_resumed == rows_straight
+    assert all(torch.equal(p, q) for p, q in zip(params(straight), params(resumed)))
+
+
+@pytest.mark.parametrize("encoder", ["image", "factors"])
+@pytest.mark.parametrize("objective", ["beta", "capacity"])
+def test_short_run_lowers_the_loss(encoder, objective):
+    cfg = small(steps=150, report_every=25, encoder=encoder, objective=objective,
+                beta=1.0, gamma=20.0, c_max=5.0, c_steps=150)  # fmt: skip
+    rows = rows_of(Trainer(cfg))
+    assert rows[-1]["recon"] < 0.6 * rows[0]["recon"]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    if objective == "capacity":
+        assert rows[-1]["C"] == 5.0
+        assert abs(rows[-1]["kl"] - 5.0) < abs(rows[0]["kl"] - rows[0]["C"]) + 5.0
+
+
+def test_non_finite_loss_stops_the_trial_naming_the_step():
+    trainer = Trainer(small(steps=40, report_every=20, gamma=1e39))  # gamma*|KL-C| overflows
+    with pytest.raises(TrainingDiverged, match="step 1\\b") as e:
+        trainer.run()
+    assert e.value.step == 1
+
+
+def test_final_checkpoint_holds_weights_config_and_traversals(tmp_path):
+    trainer = Trainer(small(steps=20))
+    trainer.run()
+    trainer.save_checkpoint(tmp_path)
+    assert {STATE_FILE, CONFIG_FILE, "traversals.npz"} <= {p.name for p in tmp_path.iterdir()}
+    with np.load(tmp_path / "traversals.npz") as t:
+        assert set(TRAVERSAL_ARRAYS) <= set(t.files)
+        assert t["inputs"].shape == t["reconstructions"].shape == (8, 64, 64)
+        assert t["traversals"].shape == (4, 9, 64, 64)
+        assert t["values"][0] == -3 and t["values"][-1] == 3
+        assert sorted(t["latent_index"].tolist()) == [0, 1, 2, 3]
+        assert np.all(np.diff(t["kl"]) <= 0)  # ordered by KL, largest first
+        assert ((t["traversals"] >= 0) & (t["traversals"] <= 1)).all()
