@@ -164,8 +164,8 @@ def _listed_trials(sfs: StudyFS, entries: dict[str, str]) -> list[dict[str, Any]
 def _from_experiment_state(text: str) -> list[dict[str, Any]]:
     """Ray's experiment_state-*.json: trial_data is a list of [trial json, metadata json]."""
     out = []
-    for trial_json, meta_json in json.loads(text)["trial_data"]:
-        trial, meta = json.loads(trial_json), json.loads(meta_json)
+    for trial_json, _metadata_json in json.loads(text)["trial_data"]:
+        trial = json.loads(trial_json)
         config = trial.get("config")
         out.append(
             {
@@ -173,7 +173,6 @@ def _from_experiment_state(text: str) -> list[dict[str, Any]]:
                 "path": trial["relative_logdir"],
                 "status": trial.get("status"),
                 "config": config if isinstance(config, dict) else None,
-                "has_error_file": bool(meta.get("error_filename")),
             }
         )
     return sorted(out, key=lambda e: str(e["trial_id"]))  # Ray keeps no order here

@@ -176,14 +176,6 @@ def _trial_table(
     return _config_types(pd.concat([base, config], axis=1)).reset_index(drop=True)
 
 
-def _summary_columns(summaries: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for s in summaries:
-        seen.update(dict.fromkeys(s))
-    head = [c for c in seen if not c.startswith("config/")]
-    return head + sorted(c for c in seen if c.startswith("config/"))
-
-
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
@@ -199,13 +191,6 @@ def _config_types(table: pd.DataFrame) -> pd.DataFrame:
 
 def _nan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
-
-
-def _concat(frames: list[pd.DataFrame], first: list[str]) -> pd.DataFrame:
-    if not frames:
-        return pd.DataFrame(columns=first)
-    out = pd.concat(frames, ignore_index=True)
-    return out[first + [c for c in out.columns if c not in first]]
 
 
 def _mi_long(evals: pd.DataFrame, mi_cols: list[str]) -> pd.DataFrame:
