@@ -49,6 +49,15 @@ def test_batch_is_binary_64x64_and_deterministic():
     assert (render.render(f0) != render.render(f39)).sum((1, 2)).max() <= 2
 
 
+def test_patch_rendering_equals_the_whole_canvas():
+    gen = torch.Generator().manual_seed(1)
+    f = factors_of(torch.randint(0, int(np.prod(FACTOR_SIZES)), (2048,), generator=gen))
+    corners = torch.tensor([[s, 5, o, x, y] for s in range(3) for o in (0, 5, 15)
+                            for x in (0, 31) for y in (0, 31)])  # fmt: skip
+    f = torch.cat([f, corners])
+    assert torch.equal(render.render(f), render.render(f, window=64))
+
+
 def test_facts_of_the_reference_frames():
     # areas per scale, read off the official frames (threshold 127)
     assert areas([[SQUARE, s, 0, 0, 0] for s in range(6)]) == [100, 144, 196, 256, 324, 400]
