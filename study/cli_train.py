@@ -33,7 +33,7 @@ def train(sets, config_file, out, resume, progress):
     """
     from tqdm import tqdm
 
-    from trainables.local import load_config, train_to_directory
+    from trainables.local import load_config, prepare, train_to_directory
     from trainables.trainer import TrainingDiverged
 
     overrides = parse_overrides(sets)
@@ -41,15 +41,15 @@ def train(sets, config_file, out, resume, progress):
         raise ConfigError("--resume DIR continues DIR; give neither --out nor --config with it")
     cfg = None if resume else load_config(config_file, overrides)
     out = Path(resume or out or "runs/train")
-    bar = tqdm(total=cfg.steps if cfg else None, disable=not progress, unit="step")
+    trainer = prepare(cfg, out, bool(resume), overrides)  # bad input stops here, before the bar
+    bar = tqdm(total=trainer.cfg.steps, initial=trainer.step, disable=not progress, unit="step")
 
     def on_row(row):
-        bar.total = bar.total or row["step"]
         bar.update(row["step"] - bar.n)
         bar.set_postfix(recon=f"{row['recon']:.1f}", KL=f"{row['kl']:.2f}", C=f"{row['C']:.2f}")
 
     try:
-        trainer, last = train_to_directory(cfg, out, bool(resume), overrides, on_row)
+        last = train_to_directory(trainer, out, on_row)
     except TrainingDiverged as e:
         bar.close()
         click.echo(f"error: {e} (rows and checkpoints so far are in {out})", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from study.cli import main
@@ -78,3 +79,29 @@ def test_diverged_trial_keeps_its_rows(tmp_path):
     assert r.exit_code == 1
     assert "non-finite loss at step 1" in r.output
     assert (out / "config.json").is_file()
+
+
+def test_resumed_cli_run_equals_a_straight_one(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train("--set", "steps=30", "--out", str(a)).exit_code == 0
+    assert (
+        train("--set", "steps=20", "--set", "checkpoint_every=10", "--out", str(b)).exit_code == 0
+    )
+    r = CliRunner().invoke(
+        main, ["train", "--no-progress", "--resume", str(b), "--set", "steps=30"]
+    )
+    assert r.exit_code == 0, r.output
+
+    def training_rows(path):  # evaluation rows differ: only the final one is at step 20/30
+        keep = ("step", "recon", "kl", "loss", "C")
+        return [{k: row[k] for k in keep} for row in rows(path / "metrics.jsonl")]
+
+    assert training_rows(a) == training_rows(b)
+    sa = torch.load(a / "checkpoints" / "step_0000030" / "state.pt", weights_only=True)
+    sb = torch.load(b / "checkpoints" / "step_0000030" / "state.pt", weights_only=True)
+    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
+
+
+def test_bad_input_with_the_progress_bar_is_still_one_line(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--set", "bta=1", "--out", str(tmp_path / "t")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output

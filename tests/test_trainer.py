@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from analysis.contract import CONFIG_FILE, STATE_FILE, TRAIN_COLUMNS, TRAVERSAL_ARRAYS, kl_key
-from trainables.config import TrialConfig
+from trainables.config import ConfigError, TrialConfig
+from trainables.objectives import capacity
 from trainables.trainer import Trainer, TrainingDiverged
 
 # A small model keeps CPU runs short; the architecture is the default one, narrower.
@@ -89,9 +90,10 @@ def test_short_run_lowers_the_loss(encoder, objective):
     assert rows[-1]["recon"] < 0.6 * rows[0]["recon"]
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert all(np.isfinite(r["loss"]) for r in rows)
-    if objective == "capacity":
+    if objective == "capacity":  # KL follows C up
         assert rows[-1]["C"] == 5.0
-        assert abs(rows[-1]["kl"] - 5.0) < abs(rows[0]["kl"] - rows[0]["C"]) + 5.0
+        assert rows[-1]["kl"] > rows[0]["kl"] + 1.0
+        assert rows[-1]["kl"] > 0.4 * rows[-1]["C"]
 
 
 def test_non_finite_loss_stops_the_trial_naming_the_step():
@@ -114,3 +116,67 @@ def test_final_checkpoint_holds_weights_config_and_traversals(tmp_path):
         assert sorted(t["latent_index"].tolist()) == [0, 1, 2, 3]
         assert np.all(np.diff(t["kl"]) <= 0)  # ordered by KL, largest first
         assert ((t["traversals"] >= 0) & (t["traversals"] <= 1)).all()
+
+
+def test_reported_c_is_the_schedule_at_that_step():
+    pts = ((0, 0.0), (20, 4.0), (30, 1.0))
+    cfg = small(steps=40, c_schedule="piecewise", c_points=pts)
+    rows = rows_of(Trainer(cfg))
+    assert [r["C"] for r in rows] == [capacity(s, cfg) for s in (10, 20, 30, 40)]
+    assert [r["C"] for r in rows] == [2.0, 4.0, 1.0, 1.0]
+
+
+def test_train_step_never_waits_on_the_host():
+    """No op of a step reads a device value on the host or copies a host list to the device.
+
+    Either would be a device sync per step on CUDA, and would break CUDA-graph capture.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Watch(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    for encoder in ("image", "factors"):
+        trainer = Trainer(small(encoder=encoder))
+        # Adam's CPU loop reads its step count on the host; on CUDA it is fused (capturable
+        # under a graph), so the optimizer step is left out of the watch.
+        trainer.opt.step = lambda: None
+        with Watch() as w:
+            trainer._train_step()
+        assert not {"aten._local_scalar_dense", "aten.lift_fresh"} & w.seen, w.seen
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"latent_dim": 3}, "cannot change 'latent_dim'"),
+        ({"seed": 1}, "cannot change 'seed'"),
+    ],
+)
+def test_resume_refuses_changes_to_the_model(tmp_path, changes, match):
+    trainer = Trainer(small(steps=5))
+    trainer.train_steps(5)
+    trainer.save_checkpoint(tmp_path)
+    with pytest.raises(ConfigError, match=match):
+        Trainer.from_checkpoint(tmp_path, **changes)
+    assert Trainer.from_checkpoint(tmp_path, steps=50).cfg.steps == 50
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / STATE_FILE).write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match="cannot read the checkpoint"):
+        Trainer.from_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("changes", [{"cuda_graph": True}, {"precision": "bf16"}])
+def test_cuda_options_need_cuda(changes):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        Trainer(small(**changes))

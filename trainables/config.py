@@ -69,6 +69,8 @@ class TrialConfig:
     """Points per metric sample, in groups of a tenth (0: the metrics' own fast/full sizes)."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
+    prerender: str = "auto"
+    """Render the whole procedural grid once on the device (3 GB): `auto` (on CUDA), `on`, `off`."""
     device: str = "auto"
     """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`."""
     precision: str = "fp32"
@@ -172,6 +174,13 @@ def _validate(c: TrialConfig) -> None:
     _check(c.encoder in ENCODERS, "encoder", c.encoder, f"one of {ENCODERS}")
     _check(c.precision in PRECISIONS, "precision", c.precision, f"one of {PRECISIONS}")
     _check(c.compile in COMPILE_MODES, "compile", c.compile, f"one of {COMPILE_MODES}")
+    _check(c.prerender in ("auto", "on", "off"), "prerender", c.prerender, "auto, on or off")
+    _check(
+        not (c.cuda_graph and c.compile in ("reduce-overhead", "max-autotune")),
+        "compile",
+        c.compile,
+        "these modes make CUDA graphs of their own: use compile=default with cuda_graph=true",
+    )
     _check(c.beta >= 0, "beta", c.beta, "beta >= 0")
     _check(c.gamma >= 0, "gamma", c.gamma, "gamma >= 0")
     _check(c.c_start >= 0, "c_start", c.c_start, "c_start >= 0")

@@ -39,18 +39,18 @@ def load_config(file: str | Path | None, overrides: dict[str, Any]) -> TrialConf
 
 def latest_checkpoint(out: str | Path) -> Path | None:
     """The checkpoint directory with the highest step under ``out``, if any."""
-    found = sorted(Path(out, CHECKPOINTS).glob(f"step_*/{STATE_FILE}"))
-    return found[-1].parent if found else None
+    found = [p.parent for p in Path(out, CHECKPOINTS).glob(f"step_*/{STATE_FILE}")]
+    steps = {p: int(p.name[5:]) for p in found if p.name[5:].isdigit()}
+    return max(steps, key=steps.get) if steps else None
 
 
-def train_to_directory(
+def prepare(
     cfg: TrialConfig | None,
     out: str | Path,
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
-    on_row: Callable[[Row], None] | None = None,
-) -> tuple[Trainer, Row | None]:
-    """Train one trial into ``out`` (or continue it with ``resume``); return the last row."""
+) -> Trainer:
+    """A new trial for ``out`` from ``cfg``, or (``resume``) the one there, at its checkpoint."""
     out = Path(out)
     metrics = out / METRICS_FILE
     if resume:
@@ -59,15 +59,22 @@ def train_to_directory(
             raise ConfigError(f"--resume {out}: no checkpoint under {out / CHECKPOINTS}")
         trainer = Trainer.from_checkpoint(ckpt, **(overrides or {}))
         _truncate(metrics, trainer.step)  # rows after the checkpoint are trained again
-    else:
-        assert cfg is not None
-        if metrics.exists() and metrics.stat().st_size:
-            raise ConfigError(f"--out {out} already holds a trial; use --resume {out}")
-        trainer = Trainer(cfg)
+        return trainer
+    if cfg is None:
+        raise ConfigError("no trial config given")
+    if metrics.exists() and metrics.stat().st_size:
+        raise ConfigError(f"--out {out} already holds a trial; use --resume {out}")
+    return Trainer(cfg)
+
+
+def train_to_directory(
+    trainer: Trainer, out: str | Path, on_row: Callable[[Row], None] | None = None
+) -> Row | None:
+    """Train ``trainer`` to its last step, writing rows and checkpoints under ``out``."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer.cfg.save(out / CONFIG_FILE)
-
-    with metrics.open("a") as f:
+    with (out / METRICS_FILE).open("a") as f:
 
         def report(row: Row, checkpoint_due: bool) -> None:
             f.write(json.dumps(_jsonable(row)) + "\n")
@@ -77,8 +84,7 @@ def train_to_directory(
             if on_row is not None:
                 on_row(row)
 
-        last = trainer.run(report)
-    return trainer, last
+        return trainer.run(report)
 
 
 def read_rows(path: str | Path) -> list[Row]:

@@ -37,14 +37,17 @@ HEART_TIP = 8.6
 
 
 def factor_values(factors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(B, 5) int indices -> (shape, scale, angle, x, y) float tensors of shape (B, 1, 1)."""
-    dev = factors.device
+    """(B, 5) int indices -> (shape, scale, angle, x, y) float tensors of shape (B, 1, 1).
+
+    Computed from the indices with scalar arithmetic (the grids are linspaces), so no
+    table is copied to the device and nothing waits on the host: CUDA-graph safe.
+    """
     f = factors.long()
-    scale = torch.tensor(SCALES, device=dev, dtype=torch.float32)[f[:, 1]]
-    angle = torch.tensor(ORIENTATIONS, device=dev, dtype=torch.float32)[f[:, 2]]
-    pos = torch.tensor(POSITIONS, device=dev, dtype=torch.float32)
-    x = ANCHOR_OFFSET + ANCHOR_SPAN * pos[f[:, 3]]
-    y = ANCHOR_OFFSET + ANCHOR_SPAN * pos[f[:, 4]]
+    g = f[:, 1:].float()  # (B, 4)
+    scale = SCALES[0] + g[:, 0] * ((SCALES[-1] - SCALES[0]) / (len(SCALES) - 1))
+    angle = g[:, 1] * (ORIENTATIONS[-1] / (len(ORIENTATIONS) - 1))
+    x = ANCHOR_OFFSET + g[:, 2] * (ANCHOR_SPAN / (len(POSITIONS) - 1))
+    y = ANCHOR_OFFSET + g[:, 3] * (ANCHOR_SPAN / (len(POSITIONS) - 1))
     return tuple(t.view(-1, 1, 1) for t in (f[:, 0], scale, angle, x, y))
 
 

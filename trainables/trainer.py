@@ -23,10 +23,15 @@ from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import load_dataset
 from trainables.model import VAE
-from trainables.objectives import capacity_table, vae_loss
+from trainables.objectives import capacity, capacity_table, vae_loss
 
 Row = dict[str, Any]
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
+# Config keys a resume may change: length, reporting and the runtime, not the model.
+RESUMABLE = frozenset(
+    {"steps", "report_every", "eval_every", "eval_fast", "eval_points", "checkpoint_every",
+     "device", "precision", "compile", "cuda_graph", "prerender"}
+)  # fmt: skip
 OnReport = Callable[[Row, bool], None]
 
 
@@ -58,7 +63,8 @@ class Trainer:
         for key, on in (("precision", cfg.precision == "bf16"), ("cuda_graph", cfg.cuda_graph)):
             if on and not cuda:
                 raise ConfigError(f"trial config {key}={getattr(cfg, key)!r} needs a CUDA device")
-        self.data = load_dataset(cfg.data, dev)
+        prerender = cfg.prerender == "on" or (cfg.prerender == "auto" and cuda)
+        self.data = load_dataset(cfg.data, dev, prerender)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # weights depend on the seed alone
             self.model = VAE(cfg).to(dev)
@@ -68,7 +74,8 @@ class Trainer:
         # Draws the data and the reparameterisation noise. A CUDA graph may only use the
         # device's default generator, so a graphed trial seeds that one.
         if cfg.cuda_graph:
-            self.gen = torch.cuda.default_generators[dev.index or torch.cuda.current_device()]
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            self.gen = torch.cuda.default_generators[index]
         else:
             self.gen = torch.Generator(dev)
         self.gen.manual_seed(cfg.seed)
@@ -80,9 +87,9 @@ class Trainer:
         self._acc_n = 0
         self._bad = torch.full((), -1, dtype=torch.long, device=dev)  # first non-finite step
         self._graph: torch.cuda.CUDAGraph | None = None
-        self._loss_fn = self._forward_loss
-        if cfg.compile != "none":
-            self._loss_fn = torch.compile(self._forward_loss, mode=cfg.compile)
+        self._loss_fn = self._loss
+        if cfg.compile != "none":  # the pure part only: sampling with a generator stays eager
+            self._loss_fn = torch.compile(self._loss, mode=cfg.compile)
         self._autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if cfg.precision == "bf16"
@@ -97,13 +104,19 @@ class Trainer:
         x = data.images_at(idx)  # (B, 1, 64, 64)
         inputs = x if cfg.encoder == "image" else data.features(data.factors_of(idx))
         noise = torch.randn(cfg.batch_size, cfg.latent_dim, generator=self.gen, device=self.device)
+        # index_select, not [tensor]: indexing with a 0-dim tensor reads it on the host
+        c = self.c_table.index_select(0, self._step_t.clamp(max=cfg.steps).view(1))[0]
+        return self._loss_fn(inputs, x, noise, c)
+
+    def _loss(
+        self, inputs: torch.Tensor, x: torch.Tensor, noise: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self._autocast:
             logits, mu, logvar = self.model(inputs, noise)
-        c = self.c_table[self._step_t.clamp(max=cfg.steps)]
-        return vae_loss(logits, x, mu, logvar, c, cfg)
+        return vae_loss(logits, x, mu, logvar, c, self.cfg)
 
     def _train_step(self) -> None:
-        loss, logs = self._loss_fn()
+        loss, logs = self._forward_loss()
         self.opt.zero_grad(set_to_none=self._graph is None)
         loss.backward()
         self.opt.step()
@@ -115,6 +128,7 @@ class Trainer:
 
     def _capture(self) -> None:
         """Record one whole train step as a CUDA graph, after a few eager warm-up steps."""
+        torch.cuda.set_device(self.device)  # graph streams live on the current device
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -166,7 +180,7 @@ class Trainer:
             "images_seen": self.step * cfg.batch_size,
             "recon": sums[0],
             "kl": sums[1],
-            "C": float(self.c_table[min(self.step, cfg.steps)]),
+            "C": capacity(self.step, cfg),
             "loss": sums[2],
             "images_per_s": steps * cfg.batch_size / max(seconds, 1e-9),
         }
@@ -177,6 +191,8 @@ class Trainer:
         """Take n steps and return their report row (no evaluation, no callbacks)."""
         start, t0 = self.step, time.perf_counter()
         self._advance(n)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # time the GPU's work, not the launches
         return self._collect(time.perf_counter() - t0, self.step - start)
 
     def run(self, on_report: OnReport | None = None) -> Row | None:
@@ -248,15 +264,32 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, **overrides: Any) -> Trainer:
-        """Resume exactly where ``save_checkpoint`` left off (``overrides``: e.g. steps)."""
+        """Resume exactly where ``save_checkpoint`` left off.
+
+        ``overrides`` may change only how long and where the trial runs (RESUMABLE keys);
+        anything that changes the model or the random stream would not be a resume.
+        """
         directory = Path(directory)
         path = directory / STATE_FILE
         if not path.is_file():
             raise ConfigError(f"{directory}: no {STATE_FILE} here; is it a checkpoint directory?")
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        cfg = TrialConfig.from_dict({**state["config"], **overrides})
+        fixed = sorted(set(overrides) - RESUMABLE)
+        if fixed:
+            raise ConfigError(
+                f"cannot change {fixed[0]!r} when resuming; only {', '.join(sorted(RESUMABLE))}"
+            )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            cfg = TrialConfig.from_dict({**state["config"], **overrides})
+        except ConfigError:
+            raise
+        except Exception as e:  # unpickling errors of every kind: the file is damaged
+            raise ConfigError(f"{path}: cannot read the checkpoint ({type(e).__name__})") from e
         trainer = cls(cfg)
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"{path}: checkpoint does not fit its config ({e})") from e
         return trainer
 
 

@@ -12,6 +12,7 @@ deterministic), so the driver reads that row and does not retry it (study/runner
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from typing import Any
@@ -33,6 +34,7 @@ def trial_config(config: dict[str, Any]) -> TrialConfig:
 
 def train(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: train one trial, resuming from Ray's checkpoint."""
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line a save
     cfg = trial_config(config)
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
