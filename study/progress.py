@@ -1,0 +1,87 @@
+"""Progress on the terminal while a study runs: one line per trial event, and a status
+line every few seconds (Tune's own tables are turned off: 50 MI columns do not fit)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from trainables.tune import ERROR_KEY
+
+
+class Progress(tune.Callback):
+    def __init__(self, echo: Callable[[str], None], varied: Sequence[str], every_s: float = 15.0):
+        self.echo = echo
+        self.varied = list(varied)
+        self.every_s = every_s
+        self.t0 = time.monotonic()
+        self.last_status = self.t0
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.ended: dict[str, str] = {}
+
+    def _say(self, text: str) -> None:
+        self.echo(f"[{time.monotonic() - self.t0:6.0f}s] {text}")
+
+    def _name(self, trial) -> str:
+        params = " ".join(f"{k}={_fmt(trial.config.get(k))}" for k in self.varied)
+        return f"{trial.trial_id} ({params})" if params else trial.trial_id
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._say(f"start    {self._name(trial)}")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._say(f"restart  {self._name(trial)} from its last checkpoint")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.rows[trial.trial_id] = result
+        now = time.monotonic()
+        if now - self.last_status >= self.every_s:
+            self.last_status = now
+            self._say(self._status(trials))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.ended[trial.trial_id] = "done"
+        self._say(f"done     {self._name(trial)} {_row(self.rows.get(trial.trial_id, {}))}")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.ended[trial.trial_id] = "failed"
+        reason = self.rows.get(trial.trial_id, {}).get(ERROR_KEY) or _error_line(trial)
+        self._say(f"failed   {self._name(trial)}: {reason}")
+
+    def _status(self, trials) -> str:
+        running = [t for t in trials if t.status == "RUNNING"]
+        done = sum(v == "done" for v in self.ended.values())
+        failed = sum(v == "failed" for v in self.ended.values())
+        parts = [f"{len(running)} running, {done} done, {failed} failed of {len(trials)}"]
+        for t in running[:4]:
+            row = self.rows.get(t.trial_id)
+            if row:
+                parts.append(f"{t.trial_id} {_row(row)}")
+        return " | ".join(parts)
+
+
+def _row(row: dict[str, Any]) -> str:
+    shown = []
+    for key, fmt in (("step", "{}"), ("recon", "{:.1f}"), ("kl", "{:.2f}"), ("C", "{:.2f}")):
+        if isinstance(row.get(key), (int, float)):
+            shown.append(f"{key} " + fmt.format(row[key]))
+    if isinstance(row.get("mig"), float):
+        shown.append(f"mig {row['mig']:.3f}")
+    return " ".join(shown)
+
+
+def _error_line(trial) -> str:
+    try:
+        text = Path(trial.error_file).read_text()
+    except (OSError, TypeError, AttributeError):
+        return "see error.txt in its folder"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "see error.txt in its folder"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

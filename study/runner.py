@@ -1,0 +1,207 @@
+"""The study runner: a validated Spec -> a Ray Tune experiment in the study directory.
+
+Layout of ``<storage>/<name>/`` (local or cloud): ``study.yaml`` (the resolved spec),
+Ray's experiment state and one folder per trial (``result.json``, ``params.json``,
+``checkpoint_NNNNNN/`` with state.pt, config.json and, in the final one,
+traversals.npz; ``error.txt`` when it failed), then ``trials.json``, ``optuna.db``
+(Optuna studies) and ``report.html`` at the end.
+
+Failures: a trial whose process dies is restarted from its last checkpoint, up to
+``max_failures`` times (Ray's FailureConfig). A diverged trial is not restarted: its
+last row says so (trainables/tune.py) and ``NoRetryAfterDivergence`` drops its retries,
+so it ends as ERROR with its reason while the others go on. ``resume`` continues an
+interrupted study (``Tuner.restore``): finished and failed trials are kept as they
+are, unfinished ones continue from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import yaml
+from ray import tune
+
+from analysis.contract import STUDY_SPEC_FILE
+from study import records as rec
+from study import storage
+from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
+from study.progress import Progress
+from study.search import param_space, tune_config
+from study.spec import Spec, SpecError, validate
+from trainables.tune import train
+
+CHECKPOINTS_KEPT = 2  # the newest; the final one holds the traversals
+REPORT_FILE = "report.html"
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    spec: Spec
+    study_dir: str
+    records: list[rec.TrialRecord]
+    summary: list[str]
+    report: str | None
+
+
+def connect(address: str | None = None) -> bool:
+    """Join a running cluster (``address``, or RAY_ADDRESS) or start Ray on this machine.
+
+    Returns True when Ray was started (or joined) here, False when already initialized.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(include_dashboard=False, **quiet)
+    return True
+
+
+def trainable(spec: Spec):
+    return tune.with_resources(train, {"cpu": spec.cpu, "gpu": spec.gpu})
+
+
+def run_config(spec: Spec) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=spec.storage,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        callbacks=[SessionCallbacks()],
+        verbose=0,  # Progress prints instead
+    )
+
+
+def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, echo: Echo) -> None:
+    # a failure's reason is on the progress line and in the summary: no traceback dumps
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    shown = [Progress(echo, [*spec.space, "seed"])] if progress else []
+    SessionCallbacks.use([NoRetryAfterDivergence(), *shown, *callbacks])
+
+
+def fresh_study(spec: Spec) -> Spec:
+    """``spec`` named so that its directory does not exist yet (name, name-2, name-3 ...)."""
+    name, n = spec.name, 1
+    while storage.exists(storage.join(spec.storage, name)):
+        n += 1
+        name = f"{spec.name}-{n}"
+    return dataclasses.replace(spec, name=name)
+
+
+def run_study(
+    spec: Spec,
+    address: str | None = None,
+    callbacks: Sequence[tune.Callback] = (),
+    progress: bool = True,
+    echo: Echo = print,
+    report: bool = True,
+) -> StudyResult:
+    """Run a new study; returns its records once every trial has ended (or on Ctrl-C)."""
+    spec = fresh_study(spec)
+    study_dir = storage.join(spec.storage, spec.name)
+    text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+    storage.write_text(storage.join(study_dir, STUDY_SPEC_FILE), text)
+    echo(f"study {spec.name}: {spec.n_trials} trials -> {study_dir}")
+    started = connect(address)
+    _session(spec, callbacks, progress, echo)
+    try:
+        tuner = tune.Tuner(
+            trainable(spec),
+            param_space=param_space(spec),
+            tune_config=tune_config(spec),
+            run_config=run_config(spec),
+        )
+        tuner.fit()
+        return finish(spec, study_dir, echo, report)
+    finally:
+        SessionCallbacks.use([])
+        _disconnect(started)
+
+
+def load_study_spec(study_dir: str) -> Spec:
+    where = storage.join(study_dir, STUDY_SPEC_FILE)
+    if not storage.exists(where):
+        raise SpecError(f"--resume {study_dir}: no {STUDY_SPEC_FILE} there; not a betastudy study")
+    raw = yaml.safe_load(storage.read_text(where))
+    return validate(raw)
+
+
+def resume_study(
+    study_dir: str,
+    address: str | None = None,
+    callbacks: Sequence[tune.Callback] = (),
+    progress: bool = True,
+    echo: Echo = print,
+    report: bool = True,
+) -> StudyResult:
+    """Continue an interrupted study without rerunning its finished trials."""
+    study_dir = study_dir.rstrip("/") if "://" in study_dir else os.path.abspath(study_dir)
+    spec = load_study_spec(study_dir)
+    started = connect(address)
+    _session(spec, callbacks, progress, echo)
+    try:
+        if not tune.Tuner.can_restore(study_dir):
+            raise SpecError(f"--resume {study_dir}: Ray's experiment state is not there")
+        echo(f"resuming study {spec.name} in {study_dir}")
+        tuner = tune.Tuner.restore(
+            study_dir,
+            trainable=trainable(spec),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+        tuner.fit()
+        return finish(spec, study_dir, echo, report)
+    finally:
+        SessionCallbacks.use([])
+        _disconnect(started)
+
+
+def finish(spec: Spec, study_dir: str, echo: Echo, report: bool) -> StudyResult:
+    """trials.json, optuna.db, the summary and the report; results are written first."""
+    records = rec.collect(study_dir)
+    rec.write_trials_json(study_dir, records)
+    if spec.mode == "optuna":
+        rec.write_optuna_db(study_dir, spec, records)
+    lines = rec.summary(spec, study_dir, records)
+    for line in lines:
+        echo(line)
+    path = build_report(spec, study_dir, echo) if report else None
+    return StudyResult(spec, study_dir, records, lines, path)
+
+
+def build_report(spec: Spec, study_dir: str, echo: Echo) -> str | None:
+    """The HTML report in the study directory (and, for cloud storage, here too)."""
+    try:
+        from analysis.report import build_report as build
+    except ImportError as e:
+        echo(f"report: not built ({e}); results are in {study_dir}")
+        return None
+    local = storage.is_local(study_dir)
+    out = storage.join(study_dir, REPORT_FILE) if local else f"{spec.name}-{REPORT_FILE}"
+    try:
+        path = str(build(study_dir, out))
+        if not local:
+            with open(path, "rb") as f:
+                storage.write_bytes(storage.join(study_dir, REPORT_FILE), f.read())
+    except Exception as e:  # the results are written already; a report is never worth them
+        echo(f"report: could not build it ({type(e).__name__}: {e})")
+        echo(f"  results are safe in {study_dir}; try: betastudy report {study_dir}")
+        return None
+    echo(f"report: {path}")
+    return path
+
+
+def _disconnect(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()

@@ -1,0 +1,209 @@
+"""Study specs: presets, overrides and every validation error, through click's CliRunner.
+
+Nothing here starts Ray: a bad spec must fail before that, with one line naming the
+field and exit status 2, and leave no study directory behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from study.cli import main
+from study.spec import Machine, SpecError, apply_overrides, load_spec, preset_names, validate
+
+PRESETS = {"quick", "burgess2018", "beta_sweep", "capacity_sweep", "bottleneck", "recon_vs_mig"}
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, ["run", *args])
+
+
+def assert_bad(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ---- presets -----------------------------------------------------------------------------
+
+
+def test_presets_lists_every_preset_on_one_line_each():
+    result = CliRunner().invoke(main, ["presets"])
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert {line.split()[0] for line in lines} == PRESETS == set(preset_names())
+    assert all(len(line.split(maxsplit=1)[1]) > 20 for line in lines)
+
+
+def test_presets_name_prints_its_yaml():
+    result = CliRunner().invoke(main, ["presets", "beta_sweep"])
+    assert yaml.safe_load(result.output)["space"]["beta"] == [1, 2, 4, 6, 8, 16]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_valid(name):
+    spec = load_spec(name, machine=Machine(cpus=64, gpus=8))
+    assert spec.name == name and spec.n_trials >= 1
+    assert validate(yaml.safe_load(yaml.safe_dump(spec.to_dict()))) == spec  # study.yaml
+
+
+def test_preset_contents_follow_the_papers():
+    burgess = load_spec("burgess2018")
+    t = burgess.trial
+    assert (t["objective"], t["gamma"], t["c_start"], t["c_max"], t["c_steps"]) == (
+        "capacity", 1000, 0, 25, 100_000)  # fmt: skip
+    assert len(burgess.seeds) > 1
+    capacity = load_spec("capacity_sweep")
+    assert capacity.space["c_max"].values == (5, 10, 25, 50, 75, 100)
+    assert capacity.trial["gamma"] == 1000
+    assert load_spec("bottleneck").trial["encoder"] == "factors"
+    mo = load_spec("recon_vs_mig")
+    assert mo.mode == "optuna" and mo.objectives == {"recon": "min", "mig": "max"}
+    quick = load_spec(None)  # the default
+    assert quick.name == "quick" and quick.gpu == 0 and quick.trial["device"] == "cpu"
+
+
+def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
+    result = run("--dry-run", "--set", "trial.steps=40", "--set", f"storage={tmp_path}")
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output)
+    assert resolved["trial"]["steps"] == 40 and resolved["checkpoint_every"] == 300
+    assert "4 trials; valid, nothing started" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- overrides ---------------------------------------------------------------------------
+
+
+def test_overrides_set_nested_fields_as_yaml_values():
+    raw = apply_overrides(
+        {"search": {"mode": "grid"}, "scheduler": {"metric": "recon"}},
+        ["trial.steps=40", "search.num_samples=4", "space.beta=[1, 2]", "scheduler=null"],
+    )
+    assert raw["trial"] == {"steps": 40} and raw["search"]["num_samples"] == 4
+    assert raw["space"] == {"beta": [1, 2]} and raw["scheduler"] is None
+    assert "beta" not in apply_overrides(raw, ["space.beta=null"])["space"]
+
+
+def test_seeds_are_a_count_from_the_trial_seed_or_a_list():
+    assert validate({"trial": {"seed": 7}, "seeds": 3}).seeds == (7, 8, 9)
+    assert validate({"seeds": [3, 1]}).seeds == (3, 1)
+    spec = validate({"space": {"beta": [1, 2]}, "seeds": 2})
+    assert spec.n_trials == 4
+
+
+def test_optuna_space_takes_distributions_and_lists_as_choices():
+    spec = validate(
+        {
+            "space": {"lr": {"loguniform": [1e-4, 1e-3]}, "encoder": ["image", "factors"]},
+            "search": {"mode": "optuna", "num_samples": 5},
+            "seeds": 2,
+        }
+    )
+    assert spec.space["lr"].kind == "loguniform" and spec.space["encoder"].kind == "grid"
+    assert spec.n_trials == 10
+
+
+# ---- every validation error, through the CLI ------------------------------------------------
+
+BAD = [
+    # unknown keys
+    (["--set", "colour=red"], ["unknown key 'colour'"]),
+    (["--set", "trial.betta=4"], ["trial.betta", "unknown trial config key"]),
+    (["--set", "search.sampler_name=tpe"], ["search.sampler_name"]),
+    (["--set", "resources.tpu=1"], ["resources.tpu"]),
+    (["--set", "scheduler.patience=3"], ["scheduler.patience"]),
+    (["--set", "space.temperature=[1, 2]"], ["space.temperature", "unknown"]),
+    # wrong types
+    (["--set", "trial.steps=many"], ["steps", "not an integer"]),
+    (["--set", "search.num_samples=two"], ["search.num_samples", "integer"]),
+    (["--set", "seeds=[a, b]"], ["seeds"]),
+    (["--set", "resources.cpu=lots"], ["resources.cpu", "number"]),
+    (["--set", "max_failures=-1"], ["max_failures"]),
+    (["--set", "space.gamma=100"], ["space.gamma", "list of values"]),
+    (["--set", "trial.encoder=pixels"], ["encoder", "out of range"]),
+    # out of range
+    (["--set", "space.gamma=[100, -1]"], ["space.gamma", "gamma >= 0"]),
+    (["--set", "trial.beta=-2"], ["trial.beta", "beta >= 0"]),
+    (["--set", "trial.c_start=10"], ["space.c_max", "c_max >= c_start"]),
+    (["--set", "trial.steps=0"], ["trial.steps", "steps >= 1"]),
+    (["--set", "checkpoint_every=-5"], ["checkpoint_every"]),
+    (["--set", "resources.gpu=64"], ["resources.gpu=64", "above this machine"]),
+    (["--set", "resources.gpu=1.5"], ["resources.gpu", "fractions"]),
+    (["--set", "resources.cpu=4096"], ["resources.cpu=4096", "above this machine"]),
+    (["--set", "trial.device=cuda"], ["trial.device", "resources.gpu"]),
+    # unknown metric names
+    (["--set", "search.objectives.accuracy=max"], ["search.objectives.accuracy", "unknown metric"]),
+    (["--set", "search.objectives.kl_z9=max"], ["search.objectives.kl_z9"]),  # latent_dim 6
+    (["--set", "search.objectives.mig=up"], ["search.objectives.mig", "min or max"]),
+    (["--set", "scheduler.metric=mig"], ["scheduler.metric", "every report"]),
+    # a grid with a distribution in it
+    (["--set", "space.beta={loguniform: [1, 16]}"], ["space.beta", "grid study"]),
+    (["--set", "search.num_samples=3"], ["search.num_samples", "grid study"]),
+    # Optuna specifics
+    (
+        ["--set", "search.mode=optuna", "--set", "space.c_max={uniform: [30, 1]}"],
+        ["space.c_max", "low < high"],
+    ),
+    (
+        ["--set", "search.mode=optuna", "--set", "trial.latent_dim=null"]
+        + ["--set", "space.latent_dim={uniform: [4, 8]}"],
+        ["space.latent_dim", "int: [low, high]"],
+    ),
+    (
+        ["--set", "search.mode=optuna", "--set", "space.beta={loguniform: [0, 4]}"],
+        ["space.beta", "low > 0"],
+    ),
+    (
+        ["--set", "search.mode=optuna", "--set", "trial.lr=null"]
+        + ["--set", "space.lr={uniform: [1.0e-4, 2]}"],
+        ["space.lr", "0 < lr < 1"],
+    ),
+    (["--set", "search.mode=annealing"], ["search.mode", "grid, optuna"]),
+    (["--set", "search.sampler=cmaes"], ["search.sampler", "tpe, nsga2, gp"]),
+    # the rest of the spec
+    (["--set", "space.seed=[1, 2]"], ["space.seed", "seeds"]),
+    (["--set", "trial.gamma=5"], ["trial.gamma", "also searched"]),
+    (["--set", "trial.checkpoint_every=5"], ["trial.checkpoint_every", "top level"]),
+    (["--set", "storage=ftp://host/x"], ["storage", "scheme 'ftp'"]),
+    (["--set", "name=a b"], ["name="]),
+    (["--set", "trial"], ["--set 'trial'", "key=value"]),
+]
+
+
+@pytest.mark.parametrize(("args", "fragments"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_spec_is_one_line_exit_2_and_nothing_started(tmp_path, args, fragments):
+    result = run("quick", "--set", f"storage={tmp_path / 'runs'}", *args)
+    assert_bad(result, *fragments)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_spec_file_or_preset(tmp_path):
+    assert_bad(run("no_such_preset"), "no study file or preset named 'no_such_preset'", "quick")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert_bad(run(str(bad)), "not valid YAML")
+    bad.write_text("- just\n- a list\n")
+    assert_bad(run(str(bad)), "a study spec is a mapping")
+
+
+def test_resume_errors(tmp_path):
+    assert_bad(run("--resume", str(tmp_path)), "no study.yaml there")
+    assert_bad(run("quick", "--resume", str(tmp_path)), "give no SPEC or --set")
+
+
+def test_every_grid_point_is_validated_not_only_the_first():
+    with pytest.raises(SpecError, match=r"space.c_max: .*c_max >= c_start.*\(at "):
+        validate({"trial": {"c_start": 6}, "space": {"beta": [1, 2], "c_max": [10, 20, 5]}})
+
+
+def test_resource_limits_apply_only_on_this_machine():
+    raw = {"resources": {"gpu": 0.5}}
+    with pytest.raises(SpecError, match="resources.gpu=0.5 is above this machine's 0 GPU"):
+        validate(raw, Machine(cpus=2, gpus=0))
+    assert validate(raw).trial["device"] == "cuda"  # joining a cluster: its GPUs count
