@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from trainables.tune import ERROR_KEY
 TRIALS_FILE = "trials.json"
 ERROR_FILE = "error.txt"  # Ray's, in a failed trial's folder
 DONE = ("TERMINATED", "ERROR")
+_GRID_ID = re.compile(r"[0-9a-f]{5}_\d{5}")  # Ray's ids of generated variants
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class TrialRecord:
 
 
 def collect(study_dir: str) -> list[TrialRecord]:
-    """The trials of the study in ``study_dir`` (local or URI), in Ray's order."""
+    """The trials of the study in ``study_dir`` (local or URI): a grid's in id order,
+    an Optuna study's in Ray's (creation) order."""
     from ray import tune
 
     records = []
@@ -64,6 +67,8 @@ def collect(study_dir: str) -> list[TrialRecord]:
             error = last.get(ERROR_KEY) or _error_line(storage.join(study_dir, rel, ERROR_FILE))
         config = {k: v for k, v in t.config.items() if not k.startswith("__")}
         records.append(TrialRecord(t.trial_id, rel, t.status, error, config, last))
+    if all(_GRID_ID.fullmatch(r.trial_id) for r in records):  # grid ids count up
+        records.sort(key=lambda r: r.trial_id)
     return records
 
 

@@ -9,7 +9,9 @@ traversals.npz; ``error.txt`` when it failed), then ``trials.json``, ``optuna.db
 Failures: a trial whose process dies is restarted from its last checkpoint, up to
 ``max_failures`` times (Ray's FailureConfig). A diverged trial is not restarted: its
 last row says so (trainables/tune.py) and ``NoRetryAfterDivergence`` drops its retries,
-so it ends as ERROR with its reason while the others go on. ``resume`` continues an
+so it ends as ERROR with its reason while the others go on. Trials reuse their worker
+process (``reuse_actors``): a trial that ends well hands its process, torch already
+imported, to the next one, which saves about two seconds a trial. ``resume`` continues an
 interrupted study (``Tuner.restore``): finished and failed trials are kept as they
 are, unfinished ones continue from their last checkpoint.
 """

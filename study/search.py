@@ -37,6 +37,7 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
         num_samples=spec.num_samples * len(spec.seeds) if search is not None else 1,
         max_concurrent_trials=spec.max_concurrent or None,
         trial_dirname_creator=TrialDirname([*spec.space, "seed"]),
+        reuse_actors=True,
     )
 
 
