@@ -168,6 +168,9 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
         v, best = (min if direction == "min" else max)(done, key=lambda p: p[0])
         rows.append((f"{metric} ({direction})", _fmt(v), best.trial_id, describe(best)))
     lines += _table(("best", "value", "trial", "config"), rows)
+    early = [r for r in records if r.status == "TERMINATED" and _stopped_early(r)]
+    if early:
+        lines.append(f"stopped early by the scheduler: {len(early)} trials")
     failed = [r for r in records if r.status == "ERROR"]
     if failed:
         lines.append(f"failed ({len(failed)}):")
@@ -181,6 +184,11 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
             f"continue with: betastudy run --resume {study_dir}"
         )
     return lines
+
+
+def _stopped_early(r: TrialRecord) -> bool:
+    step, steps = r.last.get("step"), r.config.get("steps")
+    return isinstance(step, int) and isinstance(steps, int) and step < steps
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

@@ -85,6 +85,8 @@ def run_config(spec: Spec) -> tune.RunConfig:
 def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, echo: Echo) -> None:
     # a failure's reason is on the progress line and in the summary: no traceback dumps
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # checkpoints of short trials force many state snapshots; Ray warns at every one
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     shown = [Progress(echo, [*spec.space, "seed"])] if progress else []
     SessionCallbacks.use([NoRetryAfterDivergence(), *shown, *callbacks])
 

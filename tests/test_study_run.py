@@ -227,6 +227,25 @@ def test_diverging_trial_fails_with_its_reason_while_others_finish(ray_cluster, 
     assert f"failed (1):\n  {bad['trial_id']} (lr=0.9 seed=0): TrainingDiverged" in out
 
 
+def test_asha_stops_the_worse_trials_early(ray_cluster, tmp_path):
+    spec = tiny_spec(
+        tmp_path / "runs",
+        name="asha",
+        trial={"objective": "beta", "beta": 1.0},
+        space={"lr": [2e-3, 1e-6]},  # at lr 1e-6 the loss hardly moves
+        seeds=2,
+        search={"max_concurrent": 1},
+        scheduler={"type": "asha", "metric": "loss", "grace_period": 10, "reduction_factor": 2},
+    )
+    out = run_cli(write_spec(tmp_path, spec), "--no-report")
+    trials = trials_json(tmp_path / "runs" / "asha")
+    assert [t["status"] for t in trials] == ["TERMINATED"] * 4
+    assert trials[0]["config"]["lr"] == 2e-3 and trials[0]["last_step"] == 40  # first: full
+    slow = [t for t in trials if t["config"]["lr"] == 1e-6]
+    assert [t["last_step"] for t in slow] == [10, 10]  # cut at the first rung
+    assert "stopped early by the scheduler: " in out
+
+
 # ---- the report at the end, and the benchmark ---------------------------------------------
 
 
