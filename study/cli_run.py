@@ -7,10 +7,10 @@ import os
 import click
 
 from study.cli import BAD_INPUT, bench, main
-from study.spec import SpecError
+from study.spec import JoinError, SpecError
 from trainables.config import ConfigError
 
-BAD_INPUT.extend([SpecError, ConfigError])
+BAD_INPUT.extend([SpecError, ConfigError, JoinError])
 
 ADDRESS_HELP = "Join this Ray cluster ('auto': the one on this machine) [default: RAY_ADDRESS]."
 

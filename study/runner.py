@@ -33,7 +33,7 @@ from study import storage
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import Progress
 from study.search import param_space, tune_config
-from study.spec import Spec, SpecError, validate
+from study.spec import JoinError, Spec, SpecError, validate
 from trainables.tune import train
 
 CHECKPOINTS_KEPT = 2  # the newest; the final one holds the traversals
@@ -60,10 +60,17 @@ def connect(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, **quiet)
-    else:
+    target = address or os.environ.get("RAY_ADDRESS")
+    if not target:
         ray.init(include_dashboard=False, **quiet)
+        return True
+    try:
+        ray.init(address=target, **quiet)
+    except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as e:
+        reason = str(e).strip().splitlines()[-1][:300]
+        auth = os.environ.get("RAY_AUTH_MODE")
+        hint = "" if auth else "; a cluster with token auth needs RAY_AUTH_MODE=token"
+        raise JoinError(f"cannot join the Ray cluster at {target}: {reason}{hint}") from e
     return True
 
 
@@ -109,14 +116,14 @@ def run_study(
     report: bool = True,
 ) -> StudyResult:
     """Run a new study; returns its records once every trial has ended (or on Ctrl-C)."""
-    spec = fresh_study(spec)
-    study_dir = storage.join(spec.storage, spec.name)
-    text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
-    storage.write_text(storage.join(study_dir, STUDY_SPEC_FILE), text)
-    echo(f"study {spec.name}: {spec.n_trials} trials -> {study_dir}")
-    started = connect(address)
-    _session(spec, callbacks, progress, echo)
+    started = connect(address)  # first: a cluster that cannot be joined leaves no folder
     try:
+        spec = fresh_study(spec)
+        study_dir = storage.join(spec.storage, spec.name)
+        text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+        storage.write_text(storage.join(study_dir, STUDY_SPEC_FILE), text)
+        echo(f"study {spec.name}: {spec.n_trials} trials -> {study_dir}")
+        _session(spec, callbacks, progress, echo)
         tuner = tune.Tuner(
             trainable(spec),
             param_space=param_space(spec),
