@@ -61,8 +61,8 @@ def connect(address: str | None = None) -> bool:
         return False
     quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
     target = address or os.environ.get("RAY_ADDRESS")
-    if not target:
-        ray.init(include_dashboard=False, **quiet)
+    if not target:  # "local": always a fresh Ray here, never a cluster that happens to run
+        ray.init(address="local", include_dashboard=False, **quiet)
         return True
     try:
         ray.init(address=target, **quiet)
