@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -101,6 +103,8 @@ def test_non_finite_loss_stops_the_trial_naming_the_step():
     with pytest.raises(TrainingDiverged, match="step 1\\b") as e:
         trainer.run()
     assert e.value.step == 1
+    again = pickle.loads(pickle.dumps(e.value))  # Ray ships trial errors pickled
+    assert str(again) == str(e.value) and again.step == 1
 
 
 def test_final_checkpoint_holds_weights_config_and_traversals(tmp_path):

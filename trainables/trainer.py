@@ -44,6 +44,9 @@ class TrainingDiverged(RuntimeError):
         )
         self.step = step
 
+    def __reduce__(self):  # pickled by Ray: rebuild from the step, not the message
+        return (TrainingDiverged, (self.step,))
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
