@@ -13,9 +13,10 @@ from typing import Any
 import torch
 
 from trainables.config import TrialConfig
+from trainables.data import load_dataset
 from trainables.model import VAE
 from trainables.objectives import vae_loss
-from trainables.trainer import Trainer
+from trainables.trainer import Trainer, resolve_device
 
 WARMUP = 10
 
@@ -31,8 +32,8 @@ def ours(cfg: TrialConfig, steps: int) -> float:
 
 def conventional(cfg: TrialConfig, steps: int) -> float:
     """Images per second of a DataLoader loop over pre-rendered CPU images."""
-    dev = Trainer(cfg.replace(steps=1)).device
-    data = Trainer(cfg.replace(steps=1, device="cpu")).data
+    dev = resolve_device(cfg.device)
+    data = load_dataset(cfg.data, "cpu")  # rendered once on the CPU, as such loops do
     n = min((steps + WARMUP) * cfg.batch_size, 65_536)
     g = torch.Generator().manual_seed(cfg.seed)
     idx = torch.randint(data.num_images, (n,), generator=g)
@@ -72,7 +73,7 @@ def compare(steps: int, overrides: dict[str, Any]) -> list[str]:
     cfg = cfg.replace(steps=steps + WARMUP + 10)
     a = ours(cfg, steps)
     b = conventional(cfg.replace(precision="fp32", compile="none", cuda_graph=False), steps)
-    dev = Trainer(cfg.replace(steps=1)).device
+    dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     return [
         f"device: {name}  batch {cfg.batch_size}  latent_dim {cfg.latent_dim}  "

@@ -135,21 +135,23 @@ def _normalized_entropy(p: np.ndarray, axis: int) -> np.ndarray:
     return -np.sum(q * np.log(q), axis=axis) / np.log(n)
 
 
-def disentanglement(r: np.ndarray) -> float:
-    """Sum over latents of (1 - entropy of its importance over factors), weighted by the
-    latent's share of the total importance. ``r`` is (d, k); 0 when ``r`` is all zero."""
+def _weighted_purity(r: np.ndarray, axis: int) -> float:
+    """Sum over rows (axis=1) or columns (axis=0) of ``r`` of 1 - their normalized entropy,
+    weighted by their share of the total importance; 0 when ``r`` is all zero."""
     r = np.asarray(r, dtype=np.float64)
     if r.sum() == 0:
         return 0.0
-    per_code = 1.0 - _normalized_entropy(r, axis=1)  # (d,)
-    return float(np.sum(per_code * r.sum(axis=1) / r.sum()))
+    purity = 1.0 - _normalized_entropy(r, axis=axis)
+    return float(np.sum(purity * r.sum(axis=axis) / r.sum()))
+
+
+def disentanglement(r: np.ndarray) -> float:
+    """Sum over latents of (1 - entropy of its importance over factors), weighted by the
+    latent's share of the total importance. ``r`` is (d, k); 0 when ``r`` is all zero."""
+    return _weighted_purity(r, axis=1)
 
 
 def completeness(r: np.ndarray) -> float:
     """Sum over factors of (1 - entropy of its importance over latents), weighted by the
     factor's share of the total importance. ``r`` is (d, k); 0 when ``r`` is all zero."""
-    r = np.asarray(r, dtype=np.float64)
-    if r.sum() == 0:
-        return 0.0
-    per_factor = 1.0 - _normalized_entropy(r, axis=0)  # (k,)
-    return float(np.sum(per_factor * r.sum(axis=0) / r.sum()))
+    return _weighted_purity(r, axis=0)
