@@ -6,6 +6,18 @@ Every report row carries ``step``, ``images_seen``, ``recon``, ``kl``, ``kl_z{i}
 (per latent), ``C``, ``loss`` and ``images_per_s``; all losses are nats per image,
 reconstruction summed over pixels. Evaluation rows add the disentanglement metrics in
 ``METRICS`` and the latent x factor normalized mutual information ``mi/z{i}/{factor}``.
+
+Every report row also carries what the code *tells*, measured on a fixed held-out probe
+set of inputs (``analysis.metrics.information``), because KL alone is not information
+(KL = I(x; z) + KL(q(z) || p(z))):
+
+- ``var_mu_z{i}``: Var_x E[z_i|x], the active-unit statistic (Burda et al. 2016);
+- ``info_z{i}``: a lower bound on I(x; z_i) in nats, 0 for a latent whose posterior is
+  the same for every input whatever its offset or sigma; ``info_x`` the same for z;
+- ``info/{factor}``: a lower bound on I(f; z) in nats, what the whole code tells about
+  each factor; ``info/z{i}/{factor}`` the same for latent i alone.
+
+``C`` in a row is the mean of C(step) over the steps the row averages, like ``kl``.
 """
 
 from __future__ import annotations
@@ -35,6 +47,12 @@ METRICS: tuple[str, ...] = (
     "sap",
 )
 
+# Reconstruction of a model that ignores its input and predicts the mean image: the sum
+# over pixels of the entropy of each pixel's mean, in nats per image, over all 737,280
+# images of the procedural grid (565.33; tests/test_data.py checks it on a sample). A trial
+# whose reconstruction is within a few nats of it has learned nothing.
+MEAN_IMAGE_RECON = 565.3
+
 # Direction of every reportable objective, for searches and frontiers.
 DIRECTIONS: dict[str, str] = {
     "recon": "min",
@@ -60,6 +78,38 @@ def kl_key(i: int) -> str:
     return f"kl_z{i}"
 
 
+def mean_var_key(i: int) -> str:
+    """Column of Var_x E[z_i|x], latent ``i``'s spread of posterior means."""
+    return f"var_mu_z{i}"
+
+
+def info_key(i: int) -> str:
+    """Column of the lower bound on I(x; z_i) (nats)."""
+    return f"info_z{i}"
+
+
+INFO_X = "info_x"  # lower bound on I(x; z) of the whole code (nats)
+
+
+def factor_info_key(factor: str) -> str:
+    """Column of the lower bound on I(factor; z) of the whole code (nats)."""
+    return f"info/{factor}"
+
+
+def latent_factor_info_key(i: int, factor: str) -> str:
+    """Column of the lower bound on I(factor; z_i) of latent ``i`` alone (nats)."""
+    return f"info/z{i}/{factor}"
+
+
+def is_probe_key(key: str) -> bool:
+    """Whether a column is one of the per-row information measures above."""
+    return (
+        key == INFO_X
+        or key.startswith("info/")
+        or (key.startswith(("var_mu_z", "info_z")) and key.rsplit("z", 1)[-1].isdigit())
+    )
+
+
 def mi_key(i: int, factor: str) -> str:
     """Column of the normalized mutual information between latent ``i`` and ``factor``."""
     return f"mi/z{i}/{factor}"
@@ -80,11 +130,12 @@ def parse_mi_key(key: str) -> tuple[int, str] | None:
 #   inputs (n, H, W)             a few held-out inputs
 #   reconstructions (n, H, W)    their reconstructions (Bernoulli means)
 #   traversals (d, s, H, W)      row r: latent latent_index[r] swept over `values`,
-#                                rows ordered by KL, largest first
+#                                rows ordered by information (info_z), largest first
 #   values (s,)                  the swept values, in prior standard deviations
 #   latent_index (d,) int        which latent each row traverses
 #   kl (d,) float                that latent's KL (nats)
-#   factor (d,) str              the factor it codes, "" when inactive
+#   info (d,) float              its information about the input, info_z (nats)
+#   factor (d,) str              the factor it codes (analysis.switch_on), "" when inactive
 TRAVERSAL_ARRAYS: tuple[str, ...] = (
     "inputs",
     "reconstructions",
@@ -92,5 +143,6 @@ TRAVERSAL_ARRAYS: tuple[str, ...] = (
     "values",
     "latent_index",
     "kl",
+    "info",
     "factor",
 )

@@ -1,0 +1,158 @@
+"""The switch-on rule on hand-made report rows, and the pairwise-order summary."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import switch_on as so
+from analysis.contract import FACTOR_NAMES
+
+STEPS = np.arange(1, 11) * 100.0  # rows at steps 100..1000
+C = STEPS / 100  # C = 1..10
+
+
+def _rows(trial_id: str, info: dict[int, list[float]], labels: dict[int, list[str]] | None = None,
+          factors: dict[str, list[float]] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Rows of one trial: info_z{i} per latent; latent i tells info_z{i} about the factor
+    labels[i][row] (else nothing); the code tells factors[f] about f (else 0)."""
+    frame = pd.DataFrame({"trial_id": trial_id, "step": STEPS, "C": C})
+    for i, values in info.items():
+        frame[f"info_z{i}"] = values
+        frame[f"kl_z{i}"] = np.asarray(values) + 1.0  # KL always above: offsets
+        names = (labels or {}).get(i, ["posX"] * len(STEPS))
+        for f in FACTOR_NAMES:
+            frame[f"info/z{i}/{f}"] = [
+                v * 0.8 if name == f else 0.0 for v, name in zip(values, names, strict=True)
+            ]
+    for f in FACTOR_NAMES:
+        frame[f"info/{f}"] = (factors or {}).get(f, [0.0] * len(STEPS))
+    return frame
+
+
+RAMP = [0.0, 0.0, 0.05, 0.2, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0]  # active from row 4 (step 400)
+
+
+def test_latent_switches_on_when_it_tells_enough_not_when_its_kl_grows():
+    rows = _rows("t", {0: RAMP, 1: [0.0] * 10})
+    table = so.latent_switch_on(rows).set_index("latent")
+    assert table.at[0, "active"] and table.at[0, "step_on"] == 400 and table.at[0, "C_on"] == 4
+    assert table.at[0, "factor"] == "posX"
+    assert not table.at[1, "active"]  # KL of 1 nat throughout: no information, never on
+    assert table.at[1, "factor"] is None and np.isnan(table.at[1, "step_on"])
+    assert table.at[1, "final_kl"] == 1.0
+
+
+def test_factor_is_read_when_the_latent_switches_on_not_at_the_end():
+    labels = {0: ["scale"] * 6 + ["posX"] * 4}  # codes scale when it opens, posX later
+    table = so.latent_switch_on(_rows("t", {0: RAMP}, labels))
+    assert table["factor"].tolist() == ["scale"]
+    assert table["label_step"].tolist() == [400.0]
+
+
+def test_label_waits_until_one_factor_is_told_enough():
+    weak = [0.0, 0.0, 0.0, 0.11, 0.12, 0.5, 1.0, 1.0, 1.0, 1.0]  # 0.8 x 0.11 > LABEL_NATS
+    labels = {
+        0: ["shape", "shape", "shape", "shape", "posY", "posY", "posY", "posY", "posY", "posY"]
+    }
+    rows = _rows("t", {0: weak}, labels)
+    rows.loc[3, [f"info/z0/{f}" for f in FACTOR_NAMES]] = 0.01  # row 4: no single factor yet
+    table = so.latent_switch_on(rows)
+    assert table["step_on"].tolist() == [400.0] and table["label_step"].tolist() == [500.0]
+    assert table["factor"].tolist() == ["posY"]
+
+
+def test_a_latent_inactive_at_the_end_has_no_factor():
+    dies = [0.0, 0.5, 1.0, 1.0, 0.8, 0.3, 0.04, 0.02, 0.01, 0.0]  # opens at row 2, dies
+    table = so.latent_switch_on(_rows("t", {0: dies}, {0: ["scale"] * 10})).iloc[0]
+    assert not table["active"] and table["factor"] is None
+    assert np.isnan(table["step_on"]) and table["first_step_on"] == 200.0
+
+
+def test_hysteresis_keeps_a_latent_on_through_noise_at_the_threshold():
+    flicker = [0.0, 0.0, 0.12, 0.09, 0.11, 0.08, 0.12, 0.09, 0.1, 0.07]
+    table = so.latent_switch_on(_rows("t", {0: flicker})).iloc[0]
+    assert table["active"] and table["step_on"] == 300.0
+    reopen = [0.0, 0.3, 0.3, 0.01, 0.0, 0.0, 0.2, 0.4, 0.6, 0.8]
+    table = so.latent_switch_on(_rows("t", {0: reopen})).iloc[0]
+    assert table["step_on"] == 700.0 and table["first_step_on"] == 200.0  # the last run
+
+
+def test_trials_do_not_leak_into_each_other():
+    a = _rows("a", {0: [0.0] * 9 + [3.0]})  # switches on at its last row
+    b = _rows("b", {0: [3.0] * 10})  # on from its first row
+    table = so.latent_switch_on(pd.concat([a, b], ignore_index=True)).set_index("trial_id")
+    assert table.at["a", "step_on"] == 1000.0 and table.at["b", "step_on"] == 100.0
+
+
+def test_thresholds_are_parameters():
+    rows = _rows("t", {0: RAMP})
+    assert so.latent_switch_on(rows, active_nats=1.0)["step_on"].tolist() == [600.0]
+    f = _rows("t", {0: RAMP}, factors={"posX": RAMP})
+    assert so.factor_switch_on(f, share=0.5)["step_on"].tolist()[3] == 800.0  # 2.0 >= 1.73
+
+
+def test_factor_order_from_the_share_of_entropy():
+    h = {f: math.log(n) for f, n in zip(FACTOR_NAMES, (3, 6, 40, 32, 32), strict=True)}
+    cross = lambda row: [0.0] * row + [1.0] * (10 - row)  # noqa: E731  reaches share*H at `row`
+    factors = {
+        "posX": [v * h["posX"] for v in cross(2)],
+        "posY": [v * h["posY"] for v in cross(2)],
+        "scale": [v * h["scale"] for v in cross(5)],
+        "shape": [0.2 * h["shape"]] * 10,  # 20% of its entropy: below the 25% share
+    }
+    table = so.factor_switch_on(_rows("t", {0: RAMP}, factors=factors)).set_index("factor")
+    assert table.at["posX", "step_on"] == 300.0 and table.at["scale", "C_on"] == 6.0
+    assert np.isnan(table.at["shape", "step_on"]) and np.isnan(table.at["orientation", "C_on"])
+    order = so.trial_order(table.reset_index())
+    assert order == [["posX", "posY"], ["scale"]]
+    assert so.format_order(order) == "posX = posY > scale"
+
+
+def _groups(table: dict[str, dict[str, float]]) -> pd.DataFrame:
+    rows = [
+        {"trial_id": t, "group": g, "step_on": per.get(g, np.nan), "C_on": per.get(g, np.nan)}
+        for t, per in table.items()
+        for g in so.GROUPS
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_pairwise_order_counts_one_sided_trials_ties_and_neither():
+    groups = _groups(
+        {
+            "t1": {"position": 1, "scale": 3, "shape": 5},
+            "t2": {"position": 2, "scale": 1},  # against the paper
+            "t3": {"position": 1},  # only position opened: consistent with position first
+            "t4": {"position": 2, "scale": 2},  # the same row: a tie
+            "t5": {},  # nothing opened
+        }
+    )
+    p = so.pairwise_order(groups).table.set_index(["a", "b"])
+    ps = p.loc[("position", "scale")]
+    assert (ps["a_first"], ps["b_first"], ps["ties"], ps["neither"], ps["n"]) == (2, 1, 1, 1, 3)
+    assert ps["fraction"] == pytest.approx(2 / 3) and ps["paper"]
+    lo, hi = so.wilson(2, 3)
+    assert (ps["low"], ps["high"]) == (pytest.approx(lo), pytest.approx(hi))
+    po = p.loc[("position", "orientation")]  # orientation never opened
+    assert (po["a_first"], po["b_first"], po["n"], po["neither"]) == (4, 0, 4, 1)
+    os_ = p.loc[("orientation", "shape")]
+    assert os_["paper"] is None and (os_["a_first"], os_["b_first"]) == (0, 1)
+
+
+def test_wilson_interval_known_values():
+    lo, hi = so.wilson(3, 4)
+    assert lo == pytest.approx(0.3006, abs=1e-4) and hi == pytest.approx(0.9544, abs=1e-4)
+    assert so.wilson(0, 10)[0] == 0.0 and so.wilson(10, 10)[1] == 1.0
+    assert all(math.isnan(v) for v in so.wilson(0, 0))
+
+
+def test_learned_nothing():
+    assert so.learned_nothing(566.0, 0.01)
+    assert so.learned_nothing(560.0, None)  # within 10 nats of the mean image's 565.3
+    assert not so.learned_nothing(560.0, 0.5)  # a latent tells something
+    assert not so.learned_nothing(200.0, 0.0)
+    assert not so.learned_nothing(560.0, None, margin=2.0)
