@@ -30,6 +30,7 @@ TINY_TRIAL: dict[str, Any] = {
     "report_every": 10,
     "eval_every": 0,
     "eval_points": 100,
+    "probe_points": 128,
 }
 
 

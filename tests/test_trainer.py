@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.contract import CONFIG_FILE, STATE_FILE, TRAIN_COLUMNS, TRAVERSAL_ARRAYS, kl_key
+from analysis.contract import (
+    CONFIG_FILE,
+    FACTOR_NAMES,
+    STATE_FILE,
+    TRAIN_COLUMNS,
+    TRAVERSAL_ARRAYS,
+    factor_info_key,
+    info_key,
+    kl_key,
+    latent_factor_info_key,
+    mean_var_key,
+)
 from trainables.config import ConfigError, TrialConfig
 from trainables.objectives import capacity
 from trainables.trainer import Trainer, TrainingDiverged
@@ -17,6 +28,7 @@ from trainables.trainer import Trainer, TrainingDiverged
 SMALL = dict(
     device="cpu", batch_size=16, latent_dim=4, channels=8, hidden=32, lr=2e-3,
     report_every=10, eval_every=0, checkpoint_every=0, eval_fast=True, eval_points=100,
+    probe_points=128,
 )  # fmt: skip
 
 
@@ -31,7 +43,9 @@ def rows_of(trainer: Trainer) -> list[dict]:
 
 
 def strip_timing(rows):
-    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]
+    """Rows without their timing; NaN (an undefined metric) as a string, so rows compare."""
+    nan = lambda v: "nan" if isinstance(v, float) and v != v else v  # noqa: E731
+    return [{k: nan(v) for k, v in r.items() if k != "images_per_s"} for r in rows]
 
 
 def params(trainer: Trainer) -> list[torch.Tensor]:
@@ -42,8 +56,12 @@ def test_rows_follow_the_results_contract():
     cfg = small(steps=25, report_every=10)
     rows = rows_of(Trainer(cfg))
     assert [r["step"] for r in rows] == [10, 20, 25]
+    probe = {"info_x"} | {factor_info_key(f) for f in FACTOR_NAMES}
+    probe |= {k(i) for i in range(4) for k in (mean_var_key, info_key)}
+    probe |= {latent_factor_info_key(i, f) for i in range(4) for f in FACTOR_NAMES}
     for r in rows:
-        assert set(TRAIN_COLUMNS) | {kl_key(i) for i in range(4)} <= set(r)
+        assert set(TRAIN_COLUMNS) | {kl_key(i) for i in range(4)} | probe <= set(r)
+        assert all(np.isfinite(r[k]) and r[k] >= 0 for k in probe)
         assert r["images_seen"] == r["step"] * 16
         assert r["kl"] == pytest.approx(sum(r[kl_key(i)] for i in range(4)), rel=1e-5)
     assert {"mig", "mi/z0/shape"} <= set(rows[-1])  # the final row carries the evaluation
@@ -93,7 +111,7 @@ def test_short_run_lowers_the_loss(encoder, objective):
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert all(np.isfinite(r["loss"]) for r in rows)
     if objective == "capacity":  # KL follows C up
-        assert rows[-1]["C"] == 5.0
+        assert rows[-1]["C"] == pytest.approx(np.mean([capacity(s, cfg) for s in range(125, 150)]))
         assert rows[-1]["kl"] > rows[0]["kl"] + 1.0
         assert rows[-1]["kl"] > 0.4 * rows[-1]["C"]
 
@@ -118,16 +136,42 @@ def test_final_checkpoint_holds_weights_config_and_traversals(tmp_path):
         assert t["traversals"].shape == (4, 9, 64, 64)
         assert t["values"][0] == -3 and t["values"][-1] == 3
         assert sorted(t["latent_index"].tolist()) == [0, 1, 2, 3]
-        assert np.all(np.diff(t["kl"]) <= 0)  # ordered by KL, largest first
+        assert np.all(np.diff(t["info"]) <= 0)  # most informative first
+        assert t["info"][0] == trainer.history[-1][info_key(int(t["latent_index"][0]))]
         assert ((t["traversals"] >= 0) & (t["traversals"] <= 1)).all()
 
 
-def test_reported_c_is_the_schedule_at_that_step():
+def test_reported_c_is_the_mean_of_the_schedule_over_the_row():
+    # like kl, C is averaged over the steps s in [step - report_every, step) of the row
     pts = ((0, 0.0), (20, 4.0), (30, 1.0))
     cfg = small(steps=40, c_schedule="piecewise", c_points=pts)
     rows = rows_of(Trainer(cfg))
-    assert [r["C"] for r in rows] == [capacity(s, cfg) for s in (10, 20, 30, 40)]
-    assert [r["C"] for r in rows] == [2.0, 4.0, 1.0, 1.0]
+    want = [np.mean([capacity(s, cfg) for s in range(a, a + 10)]) for a in (0, 10, 20, 30)]
+    assert [r["C"] for r in rows] == pytest.approx(want)
+    assert [r["C"] for r in rows] == pytest.approx([0.9, 2.9, 2.65, 1.0])
+
+
+def test_final_weights_are_checkpointed_before_the_final_evaluation(tmp_path):
+    from trainables.local import latest_checkpoint, train_to_directory
+
+    seen = []
+
+    def on_evaluate(final):
+        seen.append((final, latest_checkpoint(tmp_path)))
+
+    train_to_directory(Trainer(small(steps=20, eval_every=10)), tmp_path, None, on_evaluate)
+    assert seen[0] == (False, None)
+    final, ckpt = seen[-1]
+    assert final and ckpt is not None and ckpt.name == "step_0000020"
+
+
+def test_eval_points_auto_is_seconds_on_a_cpu():
+    from trainables.evaluate import CPU_EVAL_POINTS, eval_points
+
+    assert TrialConfig().eval_points == -1
+    assert eval_points(TrialConfig(), "cpu") == CPU_EVAL_POINTS
+    assert eval_points(TrialConfig(), "cuda") == 0  # the reference sizes
+    assert eval_points(TrialConfig(eval_points=0), "cpu") == 0
 
 
 def test_train_step_never_waits_on_the_host():

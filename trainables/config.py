@@ -65,8 +65,10 @@ class TrialConfig:
     """Steps between disentanglement evaluations (also at the end); 0: only at the end."""
     eval_fast: bool = True
     """Evaluate with the fast metric sample sizes during training (final eval: full sizes)."""
-    eval_points: int = 0
-    """Points per metric sample, in groups of a tenth (0: the metrics' own fast/full sizes)."""
+    eval_points: int = -1
+    """Points per metric sample (groups of a tenth); 0: own sizes; -1: own on CUDA, 250 on CPU."""
+    probe_points: int = 1024
+    """Held-out inputs on which every report row measures what the code tells; 0: off."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     prerender: str = "auto"
@@ -194,7 +196,13 @@ def _validate(c: TrialConfig) -> None:
     _check(c.hidden >= 1, "hidden", c.hidden, "hidden >= 1")
     _check(c.report_every >= 1, "report_every", c.report_every, "report_every >= 1")
     _check(c.eval_every >= 0, "eval_every", c.eval_every, "eval_every >= 0")
-    _check(c.eval_points >= 0, "eval_points", c.eval_points, "eval_points >= 0")
+    _check(c.eval_points >= -1, "eval_points", c.eval_points, "-1 (auto), 0 or more")
+    _check(
+        c.probe_points == 0 or c.probe_points >= 64,
+        "probe_points",
+        c.probe_points,
+        "0 (off) or at least 64",
+    )
     _check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, ">= 0")
     dev = c.device
     _check(

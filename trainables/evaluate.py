@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
-from analysis.metrics import evaluate, latent_factors, mutual_info_matrix
+from analysis.metrics import evaluate
 from analysis.metrics.evaluate import FAST, Sizes
+from analysis.switch_on import latent_switch_on
 from trainables.config import TrialConfig
 from trainables.data import DSprites
 from trainables.objectives import kl_per_latent
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 TRAVERSAL_INPUTS = 8  # inputs and reconstructions shown
 TRAVERSAL_STEPS = 9  # values per latent row
 TRAVERSAL_RANGE = 3.0  # +- prior standard deviations
-KL_SAMPLES = 2048  # images for each latent's KL and its factor in the traversal figure
+KL_SAMPLES = 2048  # images for each latent's KL in the traversal figure
+CPU_EVAL_POINTS = 250  # eval_points=-1 on a CPU: the suite in seconds (~20k encoded images)
 
 
 class FactorInputs:
@@ -61,16 +64,24 @@ def evaluate_model(trainer: Trainer, fast: bool) -> Row:
         return _encode(trainer, obs)[0].cpu().numpy()  # posterior means (n, d)
 
     rng = np.random.default_rng([trainer.cfg.seed, trainer.step])
-    return evaluate(_inputs(trainer), represent, rng, fast=fast, sizes=capped_sizes(trainer.cfg))
+    sizes = capped_sizes(eval_points(trainer.cfg, trainer.device.type))
+    return evaluate(_inputs(trainer), represent, rng, fast=fast, sizes=sizes)
 
 
-def capped_sizes(cfg: TrialConfig) -> Sizes | None:
+def eval_points(cfg: TrialConfig, device_type: str) -> int:
+    """``cfg.eval_points`` with -1 (auto) resolved: the metrics' own sizes on CUDA,
+    ``CPU_EVAL_POINTS`` on a CPU (the full sizes encode ~2.9 M images: most of an hour)."""
+    if cfg.eval_points >= 0:
+        return cfg.eval_points
+    return 0 if device_type == "cuda" else CPU_EVAL_POINTS
+
+
+def capped_sizes(n: int) -> Sizes | None:
     """Metric sample sizes for ``eval_points`` = n > 0: n points per sample, groups of n/10.
 
-    A small n (a few hundred) makes CPU smoke runs cheap; scores at such sizes are noisy
-    and serve to check the pipeline, not to compare models.
+    A small n (a few hundred) makes CPU runs cheap; scores at such sizes are noisy and
+    serve to watch a run, not to compare models.
     """
-    n = cfg.eval_points
     if n == 0:
         return None
     group = min(FAST.beta_vae_batch, max(2, n // 10))
@@ -97,9 +108,15 @@ def traversals(trainer: Trainer) -> dict[str, np.ndarray]:
     factors = data.sample_factors(KL_SAMPLES, rng)  # (n, 5)
     mu, logvar = _encode(trainer, inputs.observations(factors))
     kl = kl_per_latent(mu, logvar).cpu().numpy()  # (d,)
-    mi = mutual_info_matrix(mu.cpu().numpy(), factors)
-    names = latent_factors(mi, list(data.factor_names))
-    order = np.argsort(-kl, kind="stable")  # largest KL first, as in the paper's figure
+    d = len(kl)
+    names, info = [""] * d, np.full(d, np.nan)
+    if trainer.history:  # the switch-on rule over this trial's rows so far
+        rows = pd.DataFrame(trainer.history).assign(trial_id="")
+        table = latent_switch_on(rows).set_index("latent")
+        names = [table.at[i, "factor"] or "" for i in range(d)]
+        info = table["final_info"].reindex(range(d)).to_numpy(np.float64)
+    # most informative first (KL when not measured): a dead latent's KL can be large
+    order = np.lexsort((-kl, -np.nan_to_num(info, nan=-1.0)))
 
     shown = factors[:TRAVERSAL_INPUTS]
     images = data.observations(shown)[:, 0]  # (n, 64, 64)
@@ -117,5 +134,6 @@ def traversals(trainer: Trainer) -> dict[str, np.ndarray]:
         "values": values.astype(np.float32),
         "latent_index": order.astype(np.int64),
         "kl": kl[order].astype(np.float32),
-        "factor": np.array([names[i] or "" for i in order]),
+        "info": info[order].astype(np.float32),
+        "factor": np.array([names[i] for i in order]),
     }

@@ -68,23 +68,40 @@ def prepare(
 
 
 def train_to_directory(
-    trainer: Trainer, out: str | Path, on_row: Callable[[Row], None] | None = None
+    trainer: Trainer,
+    out: str | Path,
+    on_row: Callable[[Row], None] | None = None,
+    on_evaluate: Callable[[bool], None] | None = None,
 ) -> Row | None:
-    """Train ``trainer`` to its last step, writing rows and checkpoints under ``out``."""
+    """Train ``trainer`` to its last step, writing rows and checkpoints under ``out``.
+
+    The trained weights are checkpointed before the final evaluation, so stopping
+    during it loses no training; the checkpoint is written again with the final row.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer.cfg.save(out / CONFIG_FILE)
+
+    def checkpoint() -> None:
+        trainer.save_checkpoint(out / CHECKPOINTS / f"step_{trainer.step:07d}")
+
     with (out / METRICS_FILE).open("a") as f:
 
         def report(row: Row, checkpoint_due: bool) -> None:
             f.write(json.dumps(_jsonable(row)) + "\n")
             f.flush()  # a crash loses nothing already reported
             if checkpoint_due:
-                trainer.save_checkpoint(out / CHECKPOINTS / f"step_{trainer.step:07d}")
+                checkpoint()
             if on_row is not None:
                 on_row(row)
 
-        return trainer.run(report)
+        def evaluating(final: bool) -> None:
+            if final:
+                checkpoint()
+            if on_evaluate is not None:
+                on_evaluate(final)
+
+        return trainer.run(report, evaluating)
 
 
 def read_rows(path: str | Path) -> list[Row]:

@@ -23,16 +23,18 @@ from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import load_dataset
 from trainables.model import VAE
-from trainables.objectives import capacity, capacity_table, vae_loss
+from trainables.objectives import capacity_table, vae_loss
+from trainables.probe import Probe
 
 Row = dict[str, Any]
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
 # Config keys a resume may change: length, reporting and the runtime, not the model.
 RESUMABLE = frozenset(
     {"steps", "report_every", "eval_every", "eval_fast", "eval_points", "checkpoint_every",
-     "device", "precision", "compile", "cuda_graph", "prerender"}
+     "device", "precision", "compile", "cuda_graph", "prerender", "probe_points"}
 )  # fmt: skip
 OnReport = Callable[[Row, bool], None]
+OnEvaluate = Callable[[bool], None]  # called before each evaluation; True: the final one
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,6 +85,7 @@ class Trainer:
             self.gen = torch.Generator(dev)
         self.gen.manual_seed(cfg.seed)
         self.c_table = capacity_table(cfg, dev)  # (steps + 1,)
+        self._c_host = self.c_table.cpu().numpy()  # for the rows' window means of C
         self.step = 0
         d = cfg.latent_dim
         self._step_t = torch.zeros((), dtype=torch.long, device=dev)  # the step, on the device
@@ -93,6 +96,13 @@ class Trainer:
         self._loss_fn = self._loss
         if cfg.compile != "none":  # the pure part only: sampling with a generator stays eager
             self._loss_fn = torch.compile(self._loss, mode=cfg.compile)
+        self.probe = (
+            Probe(self.data, cfg.encoder, cfg.probe_points, cfg.seed, d)
+            if cfg.probe_points
+            else None
+        )
+        # probe columns of every row so far: the switch-on rule reads the traversal labels
+        self.history: list[dict[str, float]] = []
         self._autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if cfg.precision == "bf16"
@@ -176,6 +186,9 @@ class Trainer:
         bad = int(self._bad)
         if bad >= 0:
             raise TrainingDiverged(bad)
+        # steps s in [step - n, step) trained at C(s): the row's C is their mean, like kl
+        window = self._c_host[max(self.step - self._acc_n, 0) : max(self.step, 1)]
+        window = window if window.size else self._c_host[self.step : self.step + 1]
         self._acc.zero_()
         self._acc_n = 0
         row: Row = {
@@ -183,7 +196,7 @@ class Trainer:
             "images_seen": self.step * cfg.batch_size,
             "recon": sums[0],
             "kl": sums[1],
-            "C": capacity(self.step, cfg),
+            "C": float(window.mean()),
             "loss": sums[2],
             "images_per_s": steps * cfg.batch_size / max(seconds, 1e-9),
         }
@@ -198,20 +211,36 @@ class Trainer:
             torch.cuda.synchronize(self.device)  # time the GPU's work, not the launches
         return self._collect(time.perf_counter() - t0, self.step - start)
 
-    def run(self, on_report: OnReport | None = None) -> Row | None:
+    def measure(self) -> Row:
+        """The probe columns (what the code tells) of the current model; kept in history."""
+        if self.probe is None:
+            return {}
+        row = self.probe.measure(self.model.encoder)
+        self.history.append({"step": self.step, **row})
+        return row
+
+    def run(
+        self, on_report: OnReport | None = None, on_evaluate: OnEvaluate | None = None
+    ) -> Row | None:
         """Train from ``self.step`` to ``cfg.steps``; return the last row.
 
         ``on_report(row, checkpoint_due)`` is called every ``report_every`` steps, at
         evaluation and checkpoint steps, and at the end; ``checkpoint_due`` is True every
-        ``checkpoint_every`` steps and at the final step. Raises TrainingDiverged.
+        ``checkpoint_every`` steps and at the final step. ``on_evaluate(final)`` is called
+        before each evaluation: the final one comes after training, so that is where a
+        caller saves the trained weights before minutes of metrics. Raises
+        TrainingDiverged.
         """
         cfg = self.cfg
         row = None
         self.model.train()
         while self.step < cfg.steps:
             row = self.train_steps(self._next_event() - self.step)
+            row.update(self.measure())
             final = self.step >= cfg.steps
             if final or (cfg.eval_every and self.step % cfg.eval_every == 0):
+                if on_evaluate is not None:
+                    on_evaluate(final)
                 row.update(self.evaluate(fast=cfg.eval_fast and not final))
             due = final or bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
             if on_report is not None:
@@ -237,6 +266,7 @@ class Trainer:
             "acc": self._acc.clone(),
             "acc_n": self._acc_n,
             "bad": self._bad.clone(),
+            "history": self.history,
             "config": self.cfg.to_dict(),
         }
 
@@ -263,6 +293,7 @@ class Trainer:
         self._acc.copy_(state["acc"])
         self._acc_n = int(state["acc_n"])
         self._bad.copy_(state["bad"])
+        self.history = [dict(h) for h in state.get("history", [])]
         self._graph = None  # captured again on the loaded tensors
 
     @classmethod

@@ -1,0 +1,69 @@
+"""What the code tells, measured at every report row on a fixed held-out probe set.
+
+The probe set (inputs, their factors, and the standard normal draws that sample each
+posterior) is drawn once from the trial's seed, so successive rows differ only by the
+model. Encoding runs on the device; the estimators are analysis' numpy functions
+(``analysis.metrics.information``), on (n, d) arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from analysis.contract import (
+    INFO_X,
+    factor_info_key,
+    info_key,
+    latent_factor_info_key,
+    mean_var_key,
+)
+from analysis.metrics.information import (
+    factor_information,
+    input_information,
+    latent_factor_information,
+    mean_variance,
+)
+from trainables.data import DSprites
+
+PROBE_SEED = 7_919  # mixed with the trial's seed: the probe set never overlaps a batch stream
+INPUT_INFO_POINTS = 512  # I(x; z) bounds use this many probe points (cost ~ n^2; bound <= ln n)
+
+
+class Probe:
+    """A fixed set of ``n`` held-out inputs; ``measure(encoder)`` -> the probe columns."""
+
+    def __init__(self, data: DSprites, encoder_input: str, n: int, seed: int, latents: int):
+        rng = np.random.default_rng([seed, PROBE_SEED])
+        self.factors = data.sample_factors(n, rng)  # (n, 5) int
+        f = torch.as_tensor(self.factors, device=data.device)
+        image = encoder_input == "image"
+        self.inputs = data.observations(self.factors) if image else data.features(f)
+        self.noise = rng.standard_normal((n, latents))  # (n, d) draws of each posterior
+        self.names = list(data.factor_names)
+        self.sizes = list(data.factor_sizes)
+
+    @torch.no_grad()
+    def measure(self, encoder: torch.nn.Module) -> dict[str, float]:
+        was = encoder.training
+        encoder.eval()
+        mu, logvar = encoder(self.inputs)
+        encoder.train(was)
+        return self.columns(mu.float().cpu().numpy(), logvar.float().cpu().numpy())
+
+    def columns(self, mu: np.ndarray, logvar: np.ndarray) -> dict[str, float]:
+        """The probe columns of the results contract from the probe set's posteriors."""
+        m = INPUT_INFO_POINTS
+        per_latent, joint = input_information(mu[:m], logvar[:m], self.noise[:m])
+        z = mu + self.noise * np.exp(0.5 * logvar)  # (n, d) sampled codes
+        by_latent = latent_factor_information(z, self.factors, self.sizes)  # (d, k)
+        # the code tells at least what its best latent tells: the larger of two lower bounds
+        whole = np.maximum(factor_information(z, self.factors, self.sizes), by_latent.max(0))
+        row = {mean_var_key(i): float(v) for i, v in enumerate(mean_variance(mu))}
+        row.update({info_key(i): float(v) for i, v in enumerate(per_latent)})
+        row[INFO_X] = float(joint)
+        row.update({factor_info_key(f): float(whole[j]) for j, f in enumerate(self.names)})
+        for i in range(by_latent.shape[0]):
+            for j, f in enumerate(self.names):
+                row[latent_factor_info_key(i, f)] = float(by_latent[i, j])
+        return row
