@@ -1,34 +1,28 @@
-"""Activation order: in which order the latents switch on as the capacity C grows.
+"""Activation order figures: which latents and factors switch on as the capacity C grows.
 
-Rules (documented thresholds, both parameters):
-
-- A latent *switches on* at the first report where its KL exceeds ``KL_THRESHOLD``
-  (0.5 nats); its switch-on C is that report's C (and step).
-- A latent *codes* the factor with the largest normalized MI in the trial's last
-  evaluation, when that MI exceeds ``MI_THRESHOLD`` (0.1); otherwise it codes none.
-- A trial's *order* lists the factors by the switch-on of their first latent (ties: the
-  latent with more final KL first). Latents coding no factor are left out of it.
-- It *follows the paper* (Burgess et al. 2018) when its factors, mapped to the groups
-  position (posX, posY) < scale < orientation and shape, never go back to an earlier group
-  and start with position; a trial with fewer than two groups switched on is undetermined.
+The rule (when a latent is active, what it codes, when a factor switches on, how trials
+are counted) lives in ``analysis.switch_on``; this module only gathers its tables for
+one trial or a whole study and draws them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from analysis.contract import FACTOR_NAMES
+from analysis import switch_on as so
+from analysis.contract import FACTOR_NAMES, factor_info_key, info_key
+from analysis.frontier import DONE, varied_params
 from analysis.load import Study
 from analysis.rows import kl_columns
 
-KL_THRESHOLD = 0.5  # nats
-MI_THRESHOLD = 0.1  # normalized mutual information
-PAPER_GROUPS = {"posX": 0, "posY": 0, "scale": 1, "orientation": 2, "shape": 2}
+# one colour per latent, from palettes that do not reuse the factors' colours below
+LATENT_COLORS = qualitative.Dark2 + qualitative.Set1 + qualitative.Pastel1
 FACTOR_COLORS = {
     "posX": "#1f77b4",
     "posY": "#17becf",
@@ -38,241 +32,359 @@ FACTOR_COLORS = {
 }
 
 
-def latent_table(
-    curves: pd.DataFrame,
-    mi: pd.DataFrame,
-    kl_threshold: float = KL_THRESHOLD,
-    mi_threshold: float = MI_THRESHOLD,
-) -> pd.DataFrame:
-    """One row per (trial_id, latent): factor (or None), mi, final_kl, step_on, C_on
-    (NaN when it never switched on), from a study's ``curves`` and ``mi`` frames (rows
-    sorted by trial, then step). Vectorized over all trials at once."""
-    cols = kl_columns(curves)
-    if curves.empty or not cols:
-        return pd.DataFrame(
-            columns=["trial_id", "latent", "factor", "mi", "final_kl", "step_on", "C_on"]
-        )
-    kl = curves[cols].to_numpy()  # (N, d), rows sorted by trial then step
-    ids = curves["trial_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])  # first row of each trial
-    ends = np.r_[starts[1:], len(ids)] - 1
-    n = len(ids)
-    rows = np.where(kl > kl_threshold, np.arange(n)[:, None], n)  # (N, d)
-    first = np.minimum.reduceat(rows, starts, axis=0)  # (trials, d) row of switch-on, n if never
-    on = first < n
-    safe = np.where(on, first, 0)
-    steps, caps = curves["step"].to_numpy(), curves["C"].to_numpy() if "C" in curves else None
-    d = len(cols)
-    out = pd.DataFrame(
-        {
-            "trial_id": np.repeat(ids[starts], d),
-            "latent": np.tile([int(c[4:]) for c in cols], len(starts)),
-            "final_kl": kl[ends].ravel(),
-            "step_on": np.where(on, steps[safe], np.nan).ravel(),
-            "C_on": (
-                np.where(on, caps[safe], np.nan) if caps is not None else np.full(on.shape, np.nan)
-            ).ravel(),
-        }
-    )
-    labels = latent_factors(mi, mi_threshold)
-    out = out.merge(labels, on=["trial_id", "latent"], how="left")
-    out["factor"] = out["factor"].astype(object).where(out["factor"].notna(), None)
-    return out[["trial_id", "latent", "factor", "mi", "final_kl", "step_on", "C_on"]]
-
-
-def latent_factors(mi: pd.DataFrame, threshold: float = MI_THRESHOLD) -> pd.DataFrame:
-    """From the last evaluation of each trial: (trial_id, latent, factor, mi) where factor
-    has the largest MI with the latent, or None when that MI is not above ``threshold``."""
-    if mi.empty:
-        return pd.DataFrame(columns=["trial_id", "latent", "factor", "mi"])
-    last = mi[mi["step"] == mi.groupby("trial_id")["step"].transform("max")]
-    best = last.loc[last.groupby(["trial_id", "latent"])["mi"].idxmax()]
-    best = best[["trial_id", "latent", "factor", "mi"]].reset_index(drop=True)
-    best["factor"] = best["factor"].astype(object).where(best["mi"] > threshold, None)
-    return best
-
-
-def factor_order(latents: pd.DataFrame) -> list[str]:
-    """Factors of one trial's latent table by switch-on (ties: more final KL first)."""
-    on = latents[latents["factor"].notna() & latents["step_on"].notna()]
-    on = on.sort_values(["step_on", "final_kl"], ascending=[True, False])
-    return list(dict.fromkeys(on["factor"]))
-
-
-def follows_paper(order: list[str]) -> bool | None:
-    """Position first, then scale, then orientation and shape (None: < 2 groups on)."""
-    groups = [PAPER_GROUPS[f] for f in order if f in PAPER_GROUPS]
-    if len(set(groups)) < 2:
-        return None
-    return groups[0] == 0 and groups == sorted(groups)
+def trial_title(study: Study, trial_id: str) -> str:
+    """``trial 3f5e2_00001 · gamma=10, c_max=20, seed=1``: the varied hyperparameters."""
+    row = study.trials.loc[study.trials["trial_id"] == trial_id]
+    params = [*varied_params(study.trials), "seed"]
+    parts = []
+    for p in dict.fromkeys(params):
+        col = f"config/{p}"
+        if not row.empty and col in row:
+            parts.append(f"{p}={_fmt(row[col].iloc[0])}")
+    return f"trial {trial_id}" + (f" · {', '.join(parts)}" if parts else "")
 
 
 @dataclass
 class ActivationData:
     trial_id: str
-    x: str  # "C" or "step": what the curves are plotted against first
-    curves: pd.DataFrame  # step, C, latent, kl (long, this trial only)
-    latents: pd.DataFrame  # latent, factor, mi, final_kl, step_on, C_on; by switch-on
-    order: list[str]
-    kl_threshold: float
+    title: str
+    x: str  # "C" or "step": what the curves are drawn against
+    latent_curves: pd.DataFrame  # step, C, latent, info, kl (long)
+    factor_curves: pd.DataFrame  # step, C, factor, info, threshold (long)
+    latents: pd.DataFrame  # switch_on.latent_switch_on rows of this trial
+    factors: pd.DataFrame  # switch_on.factor_switch_on rows of this trial
+    order: list[list[str]]
+    active_nats: float
+    factor_share: float
 
 
 def activation_data(
     study: Study,
     trial_id: str,
     *,
-    kl_threshold: float = KL_THRESHOLD,
-    mi_threshold: float = MI_THRESHOLD,
+    active_nats: float = so.ACTIVE_NATS,
+    factor_share: float = so.FACTOR_SHARE,
     max_points: int | None = 400,
-) -> ActivationData:
-    """One trial's KL histories, latent labels, switch-on points and factor order."""
+) -> ActivationData | None:
+    """One trial's information histories, switch-on tables and factor order (None when
+    its rows carry no information columns, as in studies from before they existed)."""
     curve = study.curves[study.curves["trial_id"] == trial_id]
-    mi = study.mi[study.mi["trial_id"] == trial_id]
-    latents = latent_table(curve, mi, kl_threshold, mi_threshold).drop(columns="trial_id")
+    if not so.has_information(curve):
+        return None
+    latents = so.latent_switch_on(curve, active_nats)
     latents = latents.sort_values(
-        ["step_on", "final_kl"], ascending=[True, False], ignore_index=True
+        ["step_on", "final_info"], ascending=[True, False], na_position="last", ignore_index=True
     )
+    factors = so.factor_switch_on(curve, factor_share)
     if max_points and len(curve) > max_points:  # keep every k-th report and the last one
         every = -(-len(curve) // max_points)
         curve = curve.iloc[np.unique(np.r_[np.arange(0, len(curve), every), len(curve) - 1])]
-    long = _long(curve)
+    lats = so.latent_columns(curve)
+    base = curve[["step", "C"]] if "C" in curve else curve[["step"]].assign(C=np.nan)
+    kl = {int(c[4:]): c for c in kl_columns(curve)}
+    latent_curves = pd.concat(
+        [
+            base.assign(
+                latent=i,
+                info=curve[info_key(i)].to_numpy(),
+                kl=curve[kl[i]].to_numpy() if i in kl else np.nan,
+            )
+            for i in lats
+        ],
+        ignore_index=True,
+    )
+    names = [f for f in FACTOR_NAMES if factor_info_key(f) in curve]
+    factor_curves = pd.concat(
+        [
+            base.assign(
+                factor=f,
+                info=curve[factor_info_key(f)].to_numpy(),
+                threshold=factor_share * so.ENTROPY[f],
+            )
+            for f in names
+        ],
+        ignore_index=True,
+    )
     # against C when C moves during the trial (not for the beta objective or a constant C)
-    x = "C" if "C" in long and long["C"].nunique() > 1 else "step"
+    x = "C" if "C" in curve and curve["C"].nunique() > 1 else "step"
     return ActivationData(
-        trial_id, x, long.drop(columns="trial_id"), latents, factor_order(latents), kl_threshold
+        trial_id,
+        trial_title(study, trial_id),
+        x,
+        latent_curves,
+        factor_curves,
+        latents,
+        factors,
+        so.trial_order(factors),
+        active_nats,
+        factor_share,
     )
 
 
-def _long(curve: pd.DataFrame) -> pd.DataFrame:
-    cols = kl_columns(curve)
-    long = curve[["trial_id", "step", "C", *cols]].melt(
-        id_vars=["trial_id", "step", "C"], value_vars=cols, var_name="latent", value_name="kl"
-    )
-    long["latent"] = long["latent"].str.slice(4).astype(int)
-    return long.sort_values(["latent", "step"], ignore_index=True)
+def latent_label(lat: pd.Series) -> str:
+    """``z3 · posX · on at C=4.5`` / ``z3 · active, no single factor`` / ``z3 · inactive``."""
+    z = f"z{int(lat['latent'])}"
+    if not lat["active"]:
+        return f"{z} · inactive"
+    what = lat["factor"] or "active, no single factor"
+    on = lat["C_on"] if pd.notna(lat["C_on"]) else None
+    when = f" · on at C={on:.3g}" if on is not None else f" · on at step {lat['step_on']:.0f}"
+    return f"{z} · {what}{when}"
 
 
 def plot_activation(data: ActivationData) -> go.Figure:
-    axes = [data.x, "step"] if data.x == "C" else ["step"]
+    """Three panels against C (or the step): information per latent, KL per latent (the
+    offsets that are not information show here), information per factor."""
+    x = data.x
     fig = make_subplots(
-        rows=1, cols=len(axes), subplot_titles=[f"KL per latent vs {a}" for a in axes]
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.06,
+        subplot_titles=[
+            "what each latent tells about x (nats)",
+            "KL per latent (nats)",
+            "what the code tells about each factor (nats)",
+        ],
     )
     for _, lat in data.latents.iterrows():
         z = int(lat["latent"])
-        factor = lat["factor"]
-        color = FACTOR_COLORS.get(factor, "#999999")
-        on = f"on at C={lat['C_on']:.3g}" if pd.notna(lat["C_on"]) else "never on"
-        name = f"z{z} · {factor or '—'} ({on})"
-        cur = data.curves[data.curves["latent"] == z]
-        for k, a in enumerate(axes):
+        color = LATENT_COLORS[z % len(LATENT_COLORS)]
+        name = latent_label(lat)
+        cur = data.latent_curves[data.latent_curves["latent"] == z]
+        width = 2.5 if lat["active"] else 1
+        dash = None if lat["active"] else "dot"
+        for col, value in ((1, "info"), (2, "kl")):
             fig.add_trace(
                 go.Scatter(
-                    x=cur[a].to_numpy(),
-                    y=cur["kl"].to_numpy(),
+                    x=cur[x].to_numpy(),
+                    y=cur[value].to_numpy(),
                     mode="lines",
                     name=name,
                     legendgroup=name,
-                    showlegend=k == 0,
-                    line={"color": color, "width": 2 if factor else 1},
-                    hovertemplate=f"z{z}<br>{a}=%{{x:.4g}}<br>KL=%{{y:.3g}} nats<extra></extra>",
+                    showlegend=col == 1,
+                    line={"color": color, "width": width, "dash": dash},
+                    hovertemplate=f"{name}<br>{x}=%{{x:.4g}}<br>{value}=%{{y:.3g}}<extra></extra>",
                 ),
                 row=1,
-                col=k + 1,
+                col=col,
             )
-    on = data.latents[data.latents["step_on"].notna()]
-    for k, a in enumerate(axes):  # a dot where each latent crosses the threshold
+        if lat["active"]:
+            at = lat["C_on"] if x == "C" else lat["step_on"]
+            fig.add_trace(
+                go.Scatter(
+                    x=[at],
+                    y=[data.active_nats],
+                    mode="markers",
+                    marker={"color": color, "size": 10, "line": {"width": 1, "color": "black"}},
+                    showlegend=False,
+                    legendgroup=name,
+                    hovertemplate=f"{name}: switches on at {x}=%{{x:.4g}}<extra></extra>",
+                ),
+                row=1,
+                col=1,
+            )
+    for f, cur in data.factor_curves.groupby("factor", sort=False):
+        color = FACTOR_COLORS.get(str(f), "#777")
         fig.add_trace(
             go.Scatter(
-                x=on["C_on" if a == "C" else "step_on"].to_numpy(),
-                y=np.full(len(on), data.kl_threshold),
-                mode="markers",
-                marker={
-                    "color": [FACTOR_COLORS.get(f, "#999999") for f in on["factor"]],
-                    "size": 9,
-                },
-                text=[
-                    f"z{z} · {f or '—'}" for z, f in zip(on["latent"], on["factor"], strict=True)
-                ],
-                hovertemplate="%{text} switches on at " + a + "=%{x:.4g}<extra></extra>",
-                showlegend=False,
+                x=cur[x].to_numpy(),
+                y=cur["info"].to_numpy(),
+                mode="lines",
+                name=f"I({f}; z)",
+                legend="legend2",
+                line={"color": color, "width": 2},
+                hovertemplate=f"{f}<br>{x}=%{{x:.4g}}<br>%{{y:.3g}} nats<extra></extra>",
             ),
             row=1,
-            col=k + 1,
+            col=3,
         )
-    fig.add_hline(y=data.kl_threshold, line_dash="dot", line_color="grey")
-    fig.update_yaxes(title_text="KL (nats)", col=1)
-    fig.update_xaxes(title_text="C (nats)" if data.x == "C" else "step", col=1)
-    order = " > ".join(data.order) or "none"
-    fig.update_layout(title=f"Activation, trial {data.trial_id}: {order}", height=420)
+        fig.add_trace(
+            go.Scatter(
+                x=[cur[x].min(), cur[x].max()],
+                y=[cur["threshold"].iloc[0]] * 2,
+                mode="lines",
+                line={"color": color, "width": 1, "dash": "dot"},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=3,
+        )
+    on = data.factors[data.factors["step_on"].notna()]
+    if len(on):
+        fig.add_trace(
+            go.Scatter(
+                x=(on["C_on"] if x == "C" else on["step_on"]).to_numpy(),
+                y=(on["entropy"] * data.factor_share).to_numpy(),
+                mode="markers",
+                marker={
+                    "color": [FACTOR_COLORS.get(f, "#777") for f in on["factor"]],
+                    "size": 10,
+                    "symbol": "diamond",
+                    "line": {"width": 1, "color": "black"},
+                },
+                text=list(on["factor"]),
+                showlegend=False,
+                hovertemplate="%{text} switches on at " + x + "=%{x:.4g}<extra></extra>",
+            ),
+            row=1,
+            col=3,
+        )
+    fig.add_hline(y=data.active_nats, line_dash="dot", line_color="grey", row=1, col=1)
+    label = "C (nats, window mean)" if x == "C" else "step"
+    fig.update_xaxes(title_text=label)
+    order = so.format_order(data.order) or "no factor reached its threshold"
+    fig.update_layout(
+        title=f"{data.title}<br><sub>factor order: {order}</sub>",
+        height=520,
+        legend={"font": {"size": 11}, "title": {"text": "latents"}},
+        legend2={
+            "font": {"size": 11},
+            "orientation": "h",
+            "x": 0.7,
+            "xanchor": "center",
+            "y": -0.22,
+            "title": {"text": "factors"},
+        },
+        margin={"t": 90, "b": 110},
+    )
     return fig
 
 
 @dataclass
 class ActivationSummary:
-    switch_on: pd.DataFrame  # trial_id, factor, C_on, step_on, rank (per trial, per factor)
-    orders: pd.DataFrame  # trial_id, order ("posX > posY > scale"), follows_paper
-    share: float  # of determined trials that follow the paper's order (NaN if none)
-    n_determined: int
-    n_trials: int
+    factors: pd.DataFrame  # switch_on.factor_switch_on rows of the counted trials
+    orders: pd.DataFrame  # trial_id, order ("posX = posY > scale")
+    pairwise: so.PairwiseOrder
+    excluded: pd.DataFrame  # trial_id, status, reason: trials not counted
+    factor_share: float = so.FACTOR_SHARE
+    counted: list[str] = field(default_factory=list)
 
 
 def activation_summary_data(
-    study: Study,
-    *,
-    kl_threshold: float = KL_THRESHOLD,
-    mi_threshold: float = MI_THRESHOLD,
-    statuses: tuple[str, ...] | None = ("TERMINATED",),
+    study: Study, *, factor_share: float = so.FACTOR_SHARE
 ) -> ActivationSummary:
-    """Across trials: each factor's switch-on C per trial and the share of trials whose
-    order follows position -> scale -> orientation/shape."""
-    table = latent_table(study.curves, study.mi, kl_threshold, mi_threshold)
-    if statuses is not None:
-        keep = study.trials.loc[study.trials["status"].isin(statuses), "trial_id"]
-        table = table[table["trial_id"].isin(keep)]
-    on = table[table["factor"].notna() & table["step_on"].notna()]
-    on = on.sort_values(["trial_id", "step_on", "final_kl"], ascending=[True, True, False])
-    first = on.drop_duplicates(["trial_id", "factor"])  # a factor's first latent to open
-    first = first.assign(rank=first.groupby("trial_id").cumcount() + 1)
-    switch_on = first[["trial_id", "factor", "C_on", "step_on", "rank"]].reset_index(drop=True)
-    ids = list(dict.fromkeys(table["trial_id"]))
-    by_trial = {t: list(g["factor"]) for t, g in first.groupby("trial_id", sort=False)}
-    orders = [by_trial.get(t, []) for t in ids]
-    paper = [follows_paper(o) for o in orders]
-    frame = pd.DataFrame(
-        {"trial_id": ids, "order": [" > ".join(o) for o in orders], "follows_paper": paper}
+    """Across the finished trials: each factor's switch-on C, each trial's order, and per
+    pair of factor groups the fraction of trials in which one opened first (with a
+    Wilson interval). Failed, stopped-early and unfinished trials are listed in
+    ``excluded`` with the reason, never silently dropped."""
+    t = study.trials
+    complete = t["complete"].fillna(False).astype(bool) if "complete" in t else True
+    ok = t["status"].isin(DONE) & complete
+    reasons = np.where(
+        t["status"].isin(DONE),
+        "stopped early (did not reach its last step)",
+        "status " + t["status"].astype(str),
     )
-    determined = [p for p in paper if p is not None]
-    share = float(np.mean(determined)) if determined else float("nan")
-    return ActivationSummary(switch_on, frame, share, len(determined), len(ids))
+    excluded = pd.DataFrame({"trial_id": t["trial_id"], "status": t["status"], "reason": reasons})[
+        ~ok.to_numpy()
+    ]
+    ids = list(t.loc[ok, "trial_id"])
+    curves = study.curves[study.curves["trial_id"].isin(ids)]
+    measured = set(curves.loc[:, ["trial_id"]].drop_duplicates()["trial_id"])
+    if not so.has_information(curves):
+        measured = set()
+    unmeasured = [i for i in ids if i not in measured]
+    if unmeasured:
+        extra = pd.DataFrame(
+            {
+                "trial_id": unmeasured,
+                "status": "TERMINATED",
+                "reason": "no information columns in its rows",
+            }
+        )
+        excluded = pd.concat([excluded, extra], ignore_index=True)
+    ids = [i for i in ids if i in measured]
+    factors = so.factor_switch_on(curves[curves["trial_id"].isin(ids)], factor_share)
+    orders = pd.DataFrame(
+        {
+            "trial_id": ids,
+            "order": [
+                so.format_order(so.trial_order(factors[factors["trial_id"] == i])) for i in ids
+            ],
+        }
+    )
+    pairwise = so.pairwise_order(so.group_switch_on(factors))
+    excluded = excluded.reset_index(drop=True)
+    return ActivationSummary(factors, orders, pairwise, excluded, factor_share, ids)
 
 
-def plot_activation_summary(data: ActivationSummary, top: int = 8) -> go.Figure:
+def pair_label(row: pd.Series) -> str:
+    """``position before scale: 3 of 4 trials (0.30-0.95)``."""
+    if not row["n"]:
+        return f"{row['a']} vs {row['b']}: neither opened first in any trial"
+    return (
+        f"{row['a']} before {row['b']}: {row['a_first']} of {row['n']} trials "
+        f"({row['low']:.2f}–{row['high']:.2f})"
+    )
+
+
+def plot_activation_summary(data: ActivationSummary) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=2,
-        column_widths=[0.55, 0.45],
-        subplot_titles=["switch-on C per factor", "most common orders"],
+        column_widths=[0.45, 0.55],
+        horizontal_spacing=0.2,
+        subplot_titles=[
+            "C at which each factor switches on, per trial",
+            "pairs of factor groups: share of trials where the first opened first",
+        ],
     )
-    for f in sorted(FACTOR_NAMES, key=lambda f: PAPER_GROUPS.get(f, 9)):  # the paper's order
-        c = data.switch_on.loc[data.switch_on["factor"] == f, "C_on"].to_numpy()
+    for f in FACTOR_NAMES:
+        c = data.factors.loc[(data.factors["factor"] == f), "C_on"].dropna().to_numpy()
         fig.add_trace(
-            go.Box(y=c, name=f, boxpoints="all", jitter=0.4, marker_color=FACTOR_COLORS[f]), 1, 1
+            go.Box(
+                y=c,
+                name=f,
+                boxpoints="all",
+                jitter=0.4,
+                marker_color=FACTOR_COLORS[f],
+                hovertemplate=f"{f}: on at C=%{{y:.3g}}<extra></extra>",
+            ),
+            1,
+            1,
         )
-    counts = data.orders["order"].replace("", "(none)").value_counts().head(top)[::-1]
-    fig.add_trace(
-        go.Bar(x=counts.to_numpy(), y=counts.index.to_numpy(), orientation="h", showlegend=False),
-        1,
-        2,
-    )
+    p = data.pairwise.table
+    if len(p):
+        labels = [pair_label(r) for _, r in p.iterrows()]
+        frac = p["fraction"].to_numpy(float)
+        fig.add_trace(
+            go.Scatter(
+                x=frac,
+                y=labels,
+                mode="markers",
+                marker={"size": 11, "color": "#444"},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.nan_to_num(p["high"].to_numpy(float) - frac),
+                    "arrayminus": np.nan_to_num(frac - p["low"].to_numpy(float)),
+                },
+                showlegend=False,
+                hovertemplate="%{y}<extra></extra>",
+            ),
+            1,
+            2,
+        )
+        fig.add_vline(x=0.5, line_dash="dot", line_color="grey", row=1, col=2)
+        fig.update_xaxes(range=[-0.02, 1.02], title_text="fraction (95% Wilson interval)", col=2)
     fig.update_yaxes(title_text="C at switch-on (nats)", col=1)
     fig.update_yaxes(automargin=True, col=2)
-    pct = "n/a" if np.isnan(data.share) else f"{100 * data.share:.0f}%"
+    n = len(data.counted)
     fig.update_layout(
         title=(
-            f"Activation order over {data.n_trials} trials: {pct} of {data.n_determined} "
-            "determined follow position > scale > orientation, shape"
+            f"Activation order over {n} finished trial{'s' * (n != 1)} "
+            f"(a factor switches on at {100 * data.factor_share:.0f}% of its entropy)"
         ),
         showlegend=False,
-        height=440,
+        height=460,
     )
     return fig
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

@@ -9,8 +9,9 @@ from analysis.load import Study
 
 
 def export_study(study: Study, out_dir: str | os.PathLike, csv: bool = False) -> list[Path]:
-    """Write ``trials``, ``curves``, ``kl``, ``evaluations`` and ``mi`` as
-    ``<name>.parquet`` (and ``<name>.csv`` when ``csv``) under ``out_dir``; return the paths."""
+    """Write every frame of ``Study.frames`` (trials, curves, kl, evaluations, mi, latents,
+    factor_switch_on) as ``<name>.parquet`` (and ``<name>.csv`` when ``csv``) under
+    ``out_dir``; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

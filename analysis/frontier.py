@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS
+from analysis.contract import DIRECTIONS, MEAN_IMAGE_RECON
 
 SEED = "config/seed"
 COLOR_PARAMS = ("c_max", "gamma", "beta")  # colour choices, in order of preference
@@ -164,6 +164,14 @@ def plot_frontier(data: FrontierData) -> go.Figure:
             hoverinfo="skip",
         )
     )
+    if x == "recon":  # what predicting the mean image costs: a model right of it learned nothing
+        fig.add_vline(
+            x=MEAN_IMAGE_RECON,
+            line_dash="dash",
+            line_color="grey",
+            annotation_text=f"mean image {MEAN_IMAGE_RECON:.1f}",
+            annotation_position="top left",
+        )
     fig.update_layout(
         title=f"Frontier: reconstruction vs {m}",
         xaxis_title="reconstruction (nats, lower is better)" if x == "recon" else x,

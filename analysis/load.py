@@ -95,13 +95,18 @@ class Study:
             return None
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """The tidy frames by name, as ``betastudy export`` writes them."""
+        """The tidy frames by name, as ``betastudy export`` writes them; ``latents`` and
+        ``factor_switch_on`` are the switch-on rule's tables (``analysis.switch_on``)."""
+        from analysis import switch_on
+
         return {
             "trials": self.trials,
             "curves": self.curves,
             "kl": self.kl,
             "evaluations": self.evaluations,
             "mi": self.mi,
+            "latents": switch_on.latent_switch_on(self.curves),
+            "factor_switch_on": switch_on.factor_switch_on(self.curves),
         }
 
 

@@ -21,8 +21,10 @@ from plotly.offline import get_plotlyjs
 
 from analysis import activation as act
 from analysis import frontier as fr
+from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
+from analysis.contract import MEAN_IMAGE_RECON
 from analysis.fs import ReportInputError
 from analysis.load import Study, load_study
 
@@ -33,6 +35,8 @@ h1{margin-bottom:0} nav a{margin-right:1em} section{margin-top:2.5em}
 table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3} .note{color:#666;font-size:14px} .err{font-family:monospace;color:#a00}
+.warn{background:#fff3cd;border:1px solid #e0b100;padding:.6em 1em;margin:1em 0;font-size:15px}
+.lead{font-size:16px;max-width:60em}
 """
 
 
@@ -43,8 +47,8 @@ def build_report(
     *,
     color: str | None = "auto",
     grid: tuple[str, str] | None = None,
-    kl_threshold: float = act.KL_THRESHOLD,
-    mi_threshold: float = act.MI_THRESHOLD,
+    active_nats: float = so.ACTIVE_NATS,
+    factor_share: float = so.FACTOR_SHARE,
     max_detail_trials: int = 4,
     max_points: int = 100,
 ) -> Path:
@@ -53,7 +57,8 @@ def build_report(
     ``metric`` is the disentanglement metric of the frontier (any reported metric);
     ``grid`` the two hyperparameters of the heatmaps (default: the first two grid-like
     varied ones); ``max_detail_trials`` how many trials (best on the front first) get
-    their own activation and traversal figures.
+    their own activation and traversal figures. ``active_nats`` and ``factor_share``
+    are the switch-on thresholds of ``analysis.switch_on``.
     """
     if not isinstance(study, Study):
         study = load_study(study)
@@ -74,14 +79,14 @@ def build_report(
     done = study.trials[study.trials["status"].isin(fr.DONE)]
     has_metric = metric in study.trials and done[metric].notna().any()
     front = fr.frontier_data(study.trials, metric, color=color) if has_metric else None
-    section("summary", "Summary", lambda: _summary(study, metric, kl_threshold, mi_threshold))
+    section("summary", "Summary", lambda: _summary(study, metric, active_nats, factor_share))
     section("frontier", "Frontier", lambda: _frontier(front, metric))
     section("grid", "Grid", lambda: _grid(study, grid, metric))
     detail = _detail_trials(study, front, metric, max_detail_trials)
     section(
         "activation",
         "Activation order",
-        lambda: _activation(study, detail, kl_threshold, mi_threshold),
+        lambda: _activation(study, detail, active_nats, factor_share),
     )
     section("traversals", "Traversals", lambda: _traversals(study, detail))
     section("curves", "Training curves", lambda: _curves(study, max_points))
@@ -90,11 +95,63 @@ def build_report(
     section("failed", "Trials that did not finish", lambda: _failed(study))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_page(study, parts), encoding="utf-8")
+    try:
+        warning = _warning(study, active_nats)
+    except Exception as e:  # as for a section: the page is still written
+        warning = _note(f"could not check whether the trials learned: {type(e).__name__}: {e}")
+    out.write_text(_page(study, parts, warning), encoding="utf-8")
     return out
 
 
-def _page(study: Study, parts: list[tuple[str, str, str]]) -> str:
+def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
+    """Per trial with reports: trial_id, status, recon (last row), most_info (its most
+    informative latent's ``info_z`` in the last row, NaN if not measured), active (latents
+    active at the end by the switch-on rule) and nothing (learned nothing: reconstruction
+    within ``switch_on.NOTHING_MARGIN`` nats of the mean image and no active latent)."""
+    t = study.trials[study.trials["n_reports"] > 0]
+    info_cols = [f"info_z{i}" for i in so.latent_columns(t)]
+    most = t[info_cols].max(axis=1) if info_cols else pd.Series(np.nan, index=t.index)
+    table = so.latent_switch_on(study.curves, active_nats)
+    active = table.groupby("trial_id")["active"].sum() if len(table) else pd.Series(dtype=int)
+    out = pd.DataFrame(
+        {
+            "trial_id": t["trial_id"],
+            "status": t["status"],
+            "recon": t["recon"] if "recon" in t else np.nan,
+            "most_info": most,
+            "active": t["trial_id"].map(active).to_numpy(),
+        }
+    )
+    nothing = [
+        so.learned_nothing(r, None if np.isnan(m) else m)
+        for r, m in zip(out["recon"].astype(float), out["most_info"].astype(float), strict=True)
+    ]
+    return out.assign(nothing=nothing).reset_index(drop=True)
+
+
+def _warning(study: Study, active_nats: float) -> str:
+    table = learned(study, active_nats)
+    bad = table[table["nothing"]]
+    if table.empty or bad.empty:
+        return ""
+    what = (
+        f"reconstruction within {so.NOTHING_MARGIN:.0f} nats of predicting the mean image "
+        f"({MEAN_IMAGE_RECON} nats) and no latent that tells at least {active_nats} nats "
+        "about its input"
+    )
+    if len(bad) == len(table):
+        head = f"This study learned nothing: every trial ({len(table)}) ended with {what}."
+    else:
+        ids = ", ".join(bad["trial_id"].astype(str)[:12]) + (" …" if len(bad) > 12 else "")
+        head = f"{len(bad)} of {len(table)} trials learned nothing ({ids}): {what}."
+    return (
+        f"<div class=warn><b>Warning.</b> {html.escape(head)} Their switch-on points, factor "
+        "labels and traversals show no finding. Train longer, or see the README on the "
+        "capacity objective's gamma.</div>"
+    )
+
+
+def _page(study: Study, parts: list[tuple[str, str, str]], warning: str = "") -> str:
     nav = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in parts)
     body = "\n".join(
         f'<section id="{a}"><h2>{html.escape(t)}</h2>\n{b}</section>' for a, t, b in parts
@@ -105,7 +162,7 @@ def _page(study: Study, parts: list[tuple[str, str, str]]) -> str:
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n"
         f"<body><h1>{title}</h1><p class=note>{html.escape(study.location)}</p>"
-        f"<nav>{nav}</nav>\n{body}\n</body></html>\n"
+        f"{warning}<nav>{nav}</nav>\n{body}\n</body></html>\n"
     )
 
 
@@ -117,13 +174,16 @@ def _note(text: str) -> str:
     return f"<p class=note>{html.escape(text)}</p>"
 
 
-def _table(frame: pd.DataFrame, err_col: str | None = None) -> str:
+def _table(frame: pd.DataFrame, err_col: str | None = None, na_cols: tuple[str, ...] = ()) -> str:
+    """An HTML table; a missing value shows as "n/a" in ``na_cols`` (undefined metrics),
+    else empty."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for _, r in frame.iterrows():
         cells = []
         for c, v in r.items():
-            text = "" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+            missing = v is None or (isinstance(v, float) and np.isnan(v))
+            text = ("n/a" if c in na_cols else "") if missing else v
             if isinstance(text, float):
                 text = f"{text:.0f}" if text.is_integer() and abs(text) < 1e15 else f"{text:.4g}"
             text = str(text)
@@ -133,21 +193,39 @@ def _table(frame: pd.DataFrame, err_col: str | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _summary(study: Study, metric: str, kl_thr: float, mi_thr: float) -> str:
+def _summary(study: Study, metric: str, active_nats: float, factor_share: float) -> str:
     counts = study.trials["status"].value_counts()
     table = pd.DataFrame({"status": counts.index, "trials": counts.to_numpy()})
     varied = ", ".join(fr.varied_params(study.trials)) or "none"
-    return (
-        _table(table)
-        + _note(
-            f"{len(study.trials)} trials; varied hyperparameters: {varied}; "
-            f"frontier metric: {metric}."
+    lines = [f"{len(study.trials)} trials; varied hyperparameters: {varied}."]
+    done = learned(study, active_nats)
+    done = done[done["recon"].notna()]
+    if len(done):
+        best = done.loc[done["recon"].idxmin()]
+        lines.append(
+            f"Final reconstruction {done['recon'].min():.1f}–{done['recon'].max():.1f} nats "
+            f"(best: trial {best['trial_id']}); predicting the mean image costs "
+            f"{MEAN_IMAGE_RECON} nats."
         )
-        + _note(
-            f"A latent switches on when its KL first exceeds {kl_thr} nats; it codes the factor "
-            f"with the largest normalized MI (last evaluation) when that MI exceeds {mi_thr}."
-        )
+        if done["active"].notna().any():
+            lo, hi = int(done["active"].min()), int(done["active"].max())
+            span = f"{lo}" if lo == hi else f"{lo}–{hi}"
+            lines.append(f"Latents active at the end: {span} per trial.")
+    if metric in study.trials and study.trials[metric].notna().any():
+        lines.append(f"Frontier metric: {metric} (best {study.trials[metric].max():.3f}).")
+    summary = act.activation_summary_data(study, factor_share=factor_share)
+    if summary.counted:
+        for _, row in summary.pairwise.table.iterrows():
+            if row["a"] == "position" and row["b"] == "scale" and row["n"]:
+                lines.append(act.pair_label(row).capitalize() + ".")
+    rule = (
+        f"A latent is active while it tells at least {active_nats} nats about its input "
+        f"(a lower bound on I(x; z_i) on a fixed probe set: a constant mean offset or a "
+        f"sigma ≠ 1 counts for nothing); it switches on when it becomes active and codes "
+        f"the factor it tells most about at that point. A factor switches on when the code "
+        f"tells {100 * factor_share:.0f}% of its entropy about it."
     )
+    return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)
 
 
 def _frontier(data: fr.FrontierData | None, metric: str) -> str:
@@ -200,16 +278,45 @@ def _detail_trials(study: Study, front: fr.FrontierData | None, metric: str, n: 
     return list(dict.fromkeys(chosen))[:n]
 
 
-def _activation(study: Study, detail: list[str], kl_thr: float, mi_thr: float) -> str:
+def _activation(study: Study, detail: list[str], active_nats: float, share: float) -> str:
     if study.curves.empty:
         return _note("No trial has reported yet.")
+    if not so.has_information(study.curves):
+        return _note(
+            "The trials' rows carry no information measures (info_z*, info/*): they were "
+            "trained before betastudy measured them, so no switch-on is drawn."
+        )
     out = []
-    summary = act.activation_summary_data(study, kl_threshold=kl_thr, mi_threshold=mi_thr)
-    if summary.n_trials:
+    summary = act.activation_summary_data(study, factor_share=share)
+    if summary.counted:
         out.append(_fig(act.plot_activation_summary(summary), "fig-activation-summary"))
+        p = summary.pairwise.table
+        if len(p):
+            pairs = pd.DataFrame(
+                {
+                    "first": p["a"],
+                    "second": p["b"],
+                    "first opened first": p["a_first"],
+                    "second opened first": p["b_first"],
+                    "same report": p["ties"],
+                    "neither opened": p["neither"],
+                    "fraction": p["fraction"],
+                    "95% interval": [
+                        "n/a" if np.isnan(lo) else f"{lo:.2f}–{hi:.2f}"
+                        for lo, hi in zip(p["low"], p["high"], strict=True)
+                    ],
+                    "paper": p["paper"].map({True: "first before second", False: "second first"}),
+                }
+            )
+            head = "<h3>Order of factor groups across trials</h3>"
+            out.append(head + _table(pairs, na_cols=("fraction",)))
+        out.append("<h3>Order per trial</h3>" + _table(summary.orders))
+    if len(summary.excluded):
+        out.append("<h3>Trials not counted</h3>" + _table(summary.excluded))
     for i, tid in enumerate(detail):
-        data = act.activation_data(study, tid, kl_threshold=kl_thr, mi_threshold=mi_thr)
-        out.append(_fig(act.plot_activation(data), f"fig-activation-{i}"))
+        data = act.activation_data(study, tid, active_nats=active_nats, factor_share=share)
+        if data is not None:
+            out.append(_fig(act.plot_activation(data), f"fig-activation-{i}"))
     return "\n".join(out)
 
 

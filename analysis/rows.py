@@ -13,7 +13,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from analysis.contract import FACTOR_NAMES, METRICS, TRAIN_COLUMNS, mi_key, parse_mi_key
+from analysis.contract import (
+    FACTOR_NAMES,
+    METRICS,
+    TRAIN_COLUMNS,
+    is_probe_key,
+    mi_key,
+    parse_mi_key,
+)
 
 # Ray's own numeric keys in result.json that are not measurements of the model.
 _RAY_KEYS = {
@@ -32,6 +39,11 @@ def kl_columns(frame: pd.DataFrame) -> list[str]:
     """``kl_z*`` columns of a frame, by latent index."""
     cols = [c for c in frame.columns if _KL.match(str(c))]
     return sorted(cols, key=lambda c: int(c[4:]))
+
+
+def probe_columns(frame: pd.DataFrame) -> list[str]:
+    """The per-row information columns (``analysis.contract.is_probe_key``) of a frame."""
+    return [c for c in frame.columns if is_probe_key(str(c))]
 
 
 def parse_jsonl(data: bytes) -> pa.Table:
@@ -119,6 +131,7 @@ def assemble(trials: list[dict[str, Any]]) -> tuple[pd.DataFrame, ...]:
     )
     rows = rows[np.isfinite(rows["step"].to_numpy())]
     train_cols = [c for c in (*TRAIN_COLUMNS, *CURVE_EXTRA) if c in rows] + kl_columns(rows)
+    train_cols += probe_columns(rows)  # measured every row: curves, not evaluations
     metric_cols = [c for c in rows.columns if c not in (*train_cols, "_trial")]
     # a training row carries a loss term (even a NaN one of a diverging trial may carry kl_z*)
     loss_cols = [c for c in ("recon", "kl", "loss", *kl_columns(rows)) if c in rows]

@@ -13,7 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.contract import FACTOR_NAMES, METRICS, TRAVERSALS_FILE, kl_key, mi_key
+from analysis.contract import (
+    FACTOR_NAMES,
+    FACTOR_SIZES,
+    INFO_X,
+    METRICS,
+    TRAVERSALS_FILE,
+    factor_info_key,
+    info_key,
+    kl_key,
+    latent_factor_info_key,
+    mean_var_key,
+    mi_key,
+)
 
 # Capacity (nats) at which each factor's latent starts to open, and its share of KL.
 _OPEN_AT = {"posX": 0.5, "posY": 0.7, "scale": 5.0, "orientation": 10.0, "shape": 14.0}
@@ -146,11 +158,13 @@ def _result_lines(trial_id: str, config: dict, stop: int, rng: np.random.Generat
     jitter = rng.normal(0.0, 0.3, len(FACTOR_NAMES))  # per-trial shift of switch-on C
     if rng.random() < 0.15:  # now and then orientation opens before scale
         jitter[2], jitter[3] = 6.0, -6.0
-    kl = np.abs(rng.normal(0.0, 0.01, (len(step), d)))  # (T, d) inactive latents ~0
+    info = np.abs(rng.normal(0.0, 0.005, (len(step), d)))  # (T, d) inactive latents ~0
     order = ("posX", "posY", "scale", "orientation", "shape")[:d]  # latent j codes order[j]
     for j, f in enumerate(order):
-        kl[:, j] += _SHARE[f] * 2.0 * np.maximum(cap - _OPEN_AT[f] - jitter[j], 0.0)
+        info[:, j] += _SHARE[f] * 2.0 * np.maximum(cap - _OPEN_AT[f] - jitter[j], 0.0)
+    kl = info + 0.2  # every latent also spends KL on a mean offset that tells nothing
     total = kl.sum(1)
+    entropy = dict(zip(FACTOR_NAMES, np.log(FACTOR_SIZES), strict=True))
     recon = 25.0 + 400.0 * np.exp(-total / 8.0) + rng.normal(0.0, 0.5, len(step))
     mig_peak = 0.45 * np.exp(-((c_max - 25.0) ** 2) / 300.0) * (0.7 + 0.3 * (gamma >= 1000))
     mig_peak *= 1.0 - 0.2 * abs(np.log10(config["lr"] / 5e-4))
@@ -167,6 +181,13 @@ def _result_lines(trial_id: str, config: dict, stop: int, rng: np.random.Generat
             "images_per_s": 5000.0,
         }
         row.update({kl_key(i): float(kl[t, i]) for i in range(d)})
+        row.update({mean_var_key(i): float(info[t, i]) for i in range(d)})
+        row.update({info_key(i): float(info[t, i]) for i in range(d)})
+        row[INFO_X] = float(min(info[t].sum(), np.log(512)))
+        for f in FACTOR_NAMES:  # latent j tells 70% of its information about order[j]
+            told = [0.7 * info[t, i] if i < len(order) and order[i] == f else 0.0 for i in range(d)]
+            row.update({latent_factor_info_key(i, f): round(v, 4) for i, v in enumerate(told)})
+            row[factor_info_key(f)] = round(float(min(sum(told), entropy[f])), 4)
         if (evals and step[t] % evals == 0) or t == len(step) - 1:
             frac = min(step[t] / config["steps"], 1.0)
             for m in METRICS:

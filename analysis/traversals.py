@@ -1,8 +1,10 @@
 """The paper's traversal figure from a trial's final checkpoint (``traversals.npz``).
 
-Rows: the inputs, their reconstructions, then one row per latent ordered by KL (largest
-first), each swept over the prior's standard deviations; every row is labelled, latent
-rows with their KL and the factor they code. The mosaic is drawn as one small PNG.
+Rows: the inputs, their reconstructions, then one row per latent ordered by what it tells
+about the input (largest first; KL when that was not measured), each swept over the
+prior's standard deviations. Latent rows are labelled with their information, their KL
+and what they code by the switch-on rule (``analysis.switch_on``), read from the trial's
+rows: the same labels as the activation figure. The mosaic is drawn as one small PNG.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
+from analysis import switch_on as so
 from analysis.load import Study
 from analysis.png import data_uri, encode_png, to_uint8
 
@@ -26,28 +30,55 @@ class TraversalData:
     size: int  # px of one image
     row_labels: list[str]  # one per mosaic row, top to bottom
     values: np.ndarray  # (s,) swept values, prior standard deviations
-    latents: list[tuple[int, float, str]]  # (latent, KL nats, factor or "") per latent row
+    latents: list[tuple[int, float, str]]  # (latent, KL nats, label) per latent row
 
 
 def traversal_data(
     study: Study, trial_id: str, max_latents: int | None = None
 ) -> TraversalData | None:
-    """The mosaic of one trial, or None when its final checkpoint has no traversals."""
+    """The mosaic of one trial, or None when its final checkpoint has no traversals.
+
+    Labels come from the switch-on rule over the trial's rows when they carry the
+    information columns, else from the checkpoint's own ``factor`` array."""
     arrays = study.traversals(trial_id)
-    return None if arrays is None else traversal_mosaic(arrays, trial_id, max_latents)
+    if arrays is None:
+        return None
+    curve = study.curves[study.curves["trial_id"] == trial_id]
+    table = so.latent_switch_on(curve) if so.has_information(curve) else None
+    return traversal_mosaic(arrays, trial_id, max_latents, table)
 
 
 def traversal_mosaic(
-    arrays: dict[str, np.ndarray], trial_id: str = "", max_latents: int | None = None
+    arrays: dict[str, np.ndarray],
+    trial_id: str = "",
+    max_latents: int | None = None,
+    latents: pd.DataFrame | None = None,
 ) -> TraversalData:
-    """Contract arrays (see ``analysis.contract.TRAVERSAL_ARRAYS``) -> one labelled mosaic."""
+    """Contract arrays (see ``analysis.contract.TRAVERSAL_ARRAYS``) -> one labelled mosaic.
+
+    ``latents``: the trial's ``switch_on.latent_switch_on`` table, whose activity, factor
+    and final information label the rows (else the arrays' ``factor`` and ``info``)."""
     inputs = np.asarray(arrays["inputs"], np.float32)  # (n, H, W)
     recons = np.asarray(arrays["reconstructions"], np.float32)  # (n, H, W)
     trav = np.asarray(arrays["traversals"], np.float32)  # (d, s, H, W)
     kl = np.asarray(arrays["kl"], np.float64)  # (d,)
     index = np.asarray(arrays["latent_index"]).astype(int)  # (d,)
     factor = [str(f) for f in np.asarray(arrays["factor"]).tolist()]  # (d,)
-    order = np.argsort(-kl, kind="stable")[:max_latents]  # largest KL first
+    info = np.asarray(arrays["info"], np.float64) if "info" in arrays else np.full(len(kl), np.nan)
+    active: list[bool | None] = [None] * len(kl)
+    if latents is not None and len(latents):
+        by = latents.set_index("latent")
+        for r, z in enumerate(index):
+            if z in by.index:
+                factor[r] = by.at[z, "factor"] or ""
+                info[r] = by.at[z, "final_info"]
+                active[r] = bool(by.at[z, "active"])
+    for r in range(len(kl)):  # a checkpoint without rows: activity from its own info
+        if active[r] is None and np.isfinite(info[r]):
+            active[r] = bool(info[r] >= so.ACTIVE_NATS)
+    # most informative first; KL orders rows only when information was not measured
+    key = np.where(np.isnan(info), -np.inf, info)
+    order = np.lexsort((-kl, -key))[:max_latents]
     size = int(inputs.shape[-1]) if inputs.size else int(trav.shape[-1])
     rows = [inputs, recons, *[trav[r] for r in order]]
     cols = max(len(r) for r in rows)
@@ -56,12 +87,16 @@ def traversal_mosaic(
     for i, row in enumerate(rows):
         for j, img in enumerate(to_uint8(row)):
             mosaic[i * cell : i * cell + size, j * cell : j * cell + size] = img
-    latents = [(int(index[r]), float(kl[r]), factor[r]) for r in order]
-    labels = ["inputs", "reconstructions"] + [
-        f"z{z} · {k:.2f} nats · {f or '—'}" for z, k, f in latents
-    ]
+    labels = ["inputs", "reconstructions"]
+    latent_rows = []
+    for r in order:
+        what = {False: "inactive", True: factor[r] or "no single factor"}.get(active[r], "—")
+        what = factor[r] if active[r] is None and factor[r] else what
+        tells = f"I={info[r]:.2f} · " if np.isfinite(info[r]) else ""
+        labels.append(f"z{index[r]} · {what} · {tells}KL={kl[r]:.2f} nats")
+        latent_rows.append((int(index[r]), float(kl[r]), what))
     values = np.asarray(arrays["values"], np.float64)
-    return TraversalData(trial_id, mosaic, size, labels, values, latents)
+    return TraversalData(trial_id, mosaic, size, labels, values, latent_rows)
 
 
 def plot_traversals(data: TraversalData, scale: float = 0.6) -> go.Figure:

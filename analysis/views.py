@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS
+from analysis.contract import DIRECTIONS, MEAN_IMAGE_RECON
 from analysis.frontier import DONE, varied_params
 from analysis.load import Study
 
@@ -90,6 +90,15 @@ def plot_training_curves(data: pd.DataFrame) -> go.Figure:
                 row=1,
                 col=k + 1,
             )
+    if "recon" in columns:  # predicting the mean image: the level of a model that learned nothing
+        fig.add_hline(
+            y=MEAN_IMAGE_RECON,
+            line_dash="dash",
+            line_color="grey",
+            annotation_text="mean image",
+            row=1,
+            col=columns.index("recon") + 1,
+        )
     fig.update_xaxes(title_text="step")
     fig.update_layout(title="Training curves", height=380)
     return fig

@@ -22,8 +22,18 @@ BAD_INPUT.append(ReportInputError)
     "--color", default="auto", show_default=True, help="beta, gamma, c_max, auto or none."
 )
 @click.option("--grid", nargs=2, default=None, help="Two hyperparameters for the heatmaps.")
-@click.option("--kl-threshold", default=0.5, show_default=True, help="Switch-on KL (nats).")
-@click.option("--mi-threshold", default=0.1, show_default=True, help="MI to label a latent.")
+@click.option(
+    "--active-nats",
+    default=0.1,
+    show_default=True,
+    help="A latent is active while it tells this much about its input (nats).",
+)
+@click.option(
+    "--factor-share",
+    default=0.25,
+    show_default=True,
+    help="A factor switches on when the code tells this share of its entropy.",
+)
 @click.option("--trials", default=4, show_default=True, help="Trials with their own figures.")
 def report(
     study_dir: str,
@@ -31,8 +41,8 @@ def report(
     metric: str,
     color: str,
     grid: tuple[str, str] | None,
-    kl_threshold: float,
-    mi_threshold: float,
+    active_nats: float,
+    factor_share: float,
     trials: int,
 ) -> None:
     """Build the self-contained HTML report of STUDY_DIR (a folder or a URI)."""
@@ -44,8 +54,8 @@ def report(
         metric,
         color=None if color == "none" else color,
         grid=grid or None,
-        kl_threshold=kl_threshold,
-        mi_threshold=mi_threshold,
+        active_nats=active_nats,
+        factor_share=factor_share,
         max_detail_trials=trials,
     )
     click.echo(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")

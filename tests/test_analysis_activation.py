@@ -1,144 +1,120 @@
-"""Activation order on hand-made KL curves and MI matrices."""
+"""Activation figures and the across-trial summary, on hand-made information curves."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
-import pytest
 
 from analysis.activation import (
     activation_data,
     activation_summary_data,
-    follows_paper,
-    latent_factors,
+    latent_label,
     plot_activation,
     plot_activation_summary,
+    trial_title,
 )
+from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
 from analysis.load import Study
 
 C = np.arange(11.0)  # C = 0, 1, ..., 10 nats at steps 0, 100, ..., 1000
+H = {f: math.log(n) for f, n in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)}
 
 
-def _curves(trial_id: str, kls: list[np.ndarray]) -> pd.DataFrame:
-    frame = pd.DataFrame({"trial_id": trial_id, "step": C * 100, "C": C})
-    for i, k in enumerate(kls):
-        frame[f"kl_z{i}"] = k
-    frame["recon"] = 100 - C
+def _curves(trial_id: str, latents: list[tuple[float, str]], factors: dict[str, float]):
+    """Latent i tells (C - start)+ nats, all of it about its factor; KL is one nat more
+    (an offset). The code tells about factor f a share rising from C = factors[f]."""
+    frame = pd.DataFrame({"trial_id": trial_id, "step": C * 100, "C": C, "recon": 100 - C})
+    for i, (start, factor) in enumerate(latents):
+        info = np.maximum(C - start, 0.0)
+        frame[f"info_z{i}"] = info
+        frame[f"kl_z{i}"] = info + 1.0
+        for f in FACTOR_NAMES:
+            frame[f"info/z{i}/{f}"] = info if f == factor else 0.0
+    for f in FACTOR_NAMES:
+        start = factors.get(f, np.inf)
+        frame[f"info/{f}"] = np.clip((C - start + 1) * 0.3, 0, 1) * H[f]
     return frame
 
 
-def _mi(trial_id: str, step: float, table: dict[int, dict[str, float]]) -> pd.DataFrame:
-    rows = [(trial_id, step, z, f, v) for z, per in table.items() for f, v in per.items()]
-    return pd.DataFrame(rows, columns=["trial_id", "step", "latent", "factor", "mi"])
-
-
 def _study() -> Study:
-    on = lambda start, rate: np.maximum(C - start, 0.0) * rate  # noqa: E731
-    # trial t1: posX at C=2, posY at C=2 (less KL: after posX), scale at 5, shape at 9
-    t1 = _curves("t1", [on(1, 1.0), on(4, 0.8), on(7, 0.3), np.full(11, 0.01), on(1.4, 1.0)])
-    mi1 = pd.concat(
-        [
-            # an early evaluation that disagrees: only the last one counts
-            _mi("t1", 500, {2: {"orientation": 0.9, "shape": 0.1}}),
-            _mi(
-                "t1",
-                1000,
-                {
-                    0: {"posX": 0.8, "posY": 0.1},
-                    1: {"scale": 0.6, "posX": 0.05},
-                    2: {"shape": 0.3, "orientation": 0.25},
-                    3: {"shape": 0.05, "posX": 0.04},  # below the MI threshold: no factor
-                    4: {"posY": 0.7, "posX": 0.1},
-                },
-            ),
-        ]
+    # t1: posX latent at C=2, scale latent at C=5, a dead latent (KL 1 nat, no information)
+    t1 = _curves("t1", [(1.5, "posX"), (4.5, "scale"), (np.inf, "shape")], {"posX": 2, "scale": 5})
+    # t2: scale before position: against the paper
+    t2 = _curves("t2", [(5.5, "posX"), (1.5, "scale")], {"posX": 6, "scale": 2})
+    # t3: only position opened
+    t3 = _curves("t3", [(1.5, "posY")], {"posY": 2})
+    # t4: failed halfway
+    t4 = _curves("t4", [(1.5, "posX")], {"posX": 2}).iloc[:5]
+    curves = pd.concat([t1, t2, t3, t4], ignore_index=True)
+    trials = pd.DataFrame(
+        {
+            "trial_id": ["t1", "t2", "t3", "t4"],
+            "status": ["TERMINATED", "TERMINATED", "TERMINATED", "ERROR"],
+            "complete": [True, True, True, False],
+            "config/gamma": [10.0, 10.0, 100.0, 100.0],
+            "config/seed": [0, 1, 0, 1],
+        }
     )
-    # trial t2: scale (C=2) before posX (C=6): against the paper
-    t2 = _curves("t2", [on(5, 1.0), on(1, 1.0)])
-    mi2 = _mi("t2", 1000, {0: {"posX": 0.5}, 1: {"scale": 0.5}})
-    # trial t3: only posX switches on: undetermined
-    t3 = _curves("t3", [on(1, 1.0), np.zeros(11)])
-    mi3 = _mi("t3", 1000, {0: {"posX": 0.5}, 1: {"scale": 0.01}})
-    curves = pd.concat([t1, t2, t3], ignore_index=True)
-    mi = pd.concat([mi1, mi2, mi3], ignore_index=True)
-    trials = pd.DataFrame({"trial_id": ["t1", "t2", "t3"], "status": "TERMINATED"})
-    return Study("hand", "", {}, trials, curves, pd.DataFrame(), mi)
+    return Study("hand", "", {}, trials, curves, pd.DataFrame(), pd.DataFrame())
 
 
-def test_switch_on_labels_and_order_of_one_trial():
+def test_one_trial_latents_factors_and_order():
     data = activation_data(_study(), "t1")
     lat = data.latents
-    assert lat["latent"].tolist() == [0, 4, 1, 2, 3]  # by switch-on, ties by final KL
-    assert lat["factor"].tolist() == ["posX", "posY", "scale", "shape", None]
-    assert lat["C_on"].tolist()[:4] == [2.0, 2.0, 5.0, 9.0]
-    assert lat["step_on"].tolist()[:4] == [200.0, 200.0, 500.0, 900.0]
-    assert np.isnan(lat["C_on"].iloc[4])
-    assert data.order == ["posX", "posY", "scale", "shape"]
+    assert lat["latent"].tolist() == [0, 1, 2]  # by switch-on; the dead latent last
+    assert lat["factor"].tolist() == ["posX", "scale", None]
+    assert lat["C_on"].tolist()[:2] == [2.0, 5.0] and np.isnan(lat["C_on"].iloc[2])
+    assert lat["active"].tolist() == [True, True, False]
+    assert [latent_label(r) for _, r in lat.iterrows()] == [
+        "z0 · posX · on at C=2",
+        "z1 · scale · on at C=5",
+        "z2 · inactive",
+    ]
+    assert data.order == [["posX"], ["scale"]]
     assert data.x == "C"
-    assert sorted(data.curves.columns) == ["C", "kl", "latent", "step"]
+    assert data.title == "trial t1 · gamma=10, seed=0"
     fig = plot_activation(data)
-    assert len(fig.data) == 2 * 5 + 2  # each latent vs C and vs step, switch-on dots
-    assert list(fig.data[-2].x) == [2.0, 2.0, 5.0, 9.0]
-    assert "posX > posY > scale > shape" in fig.layout.title.text
+    # info and KL per latent, a switch-on dot per active latent; per factor a curve and
+    # its threshold, and the factors' switch-on diamonds
+    assert len(fig.data) == 3 * 2 + 2 + 5 * 2 + 1
+    assert "posX > scale" in fig.layout.title.text
+    assert "gamma=10" in fig.layout.title.text
 
 
-def test_thresholds_are_parameters():
-    data = activation_data(_study(), "t1", kl_threshold=2.5, mi_threshold=0.65)
-    # KL > 2.5 first at C=4 (z0), C=4 (z4: 2.6), C=8 (z1: 3.2); z2 never
-    assert data.latents["C_on"].tolist()[:3] == [4.0, 4.0, 8.0]
-    assert data.latents["factor"].tolist()[:3] == ["posX", "posY", None]  # scale MI 0.6 < 0.65
-    assert data.order == ["posX", "posY"]
-
-
-def test_latent_factor_rule():
-    mi = _mi("t", 1, {0: {"posX": 0.2, "scale": 0.3}, 1: {"posX": 0.1, "shape": 0.05}})
-    got = latent_factors(mi, threshold=0.1)
-    assert got[["latent", "factor"]].values.tolist() == [[0, "scale"], [1, None]]  # 0.1 not above
-
-
-@pytest.mark.parametrize(
-    "order, expected",
-    [
-        (["posX", "posY", "scale", "orientation", "shape"], True),
-        (["posY", "scale", "shape", "orientation"], True),
-        (["posX", "scale"], True),
-        (["posX", "shape"], True),  # scale never opened: nothing out of order
-        (["posY", "posX", "shape", "scale"], False),
-        (["scale", "posX"], False),
-        (["scale", "orientation"], False),  # does not start with position
-        (["posX", "posY"], None),
-        (["orientation", "shape"], None),
-        ([], None),
-    ],
-)
-def test_follows_paper(order, expected):
-    assert follows_paper(order) is expected
-
-
-def test_summary_across_trials():
+def test_summary_counts_finished_trials_and_lists_the_others():
     s = activation_summary_data(_study())
+    assert s.counted == ["t1", "t2", "t3"]
+    assert s.excluded[["trial_id", "status"]].values.tolist() == [["t4", "ERROR"]]
     assert s.orders.values.tolist() == [
-        ["t1", "posX > posY > scale > shape", True],
-        ["t2", "scale > posX", False],
-        ["t3", "posX", None],
+        ["t1", "posX > scale"],
+        ["t2", "scale > posX"],
+        ["t3", "posY"],
     ]
-    assert (s.share, s.n_determined, s.n_trials) == (0.5, 2, 3)
-    pos = s.switch_on[s.switch_on["factor"] == "posX"]
-    assert pos[["trial_id", "C_on", "rank"]].values.tolist() == [
-        ["t1", 2.0, 1],
-        ["t2", 6.0, 2],
-        ["t3", 2.0, 1],
-    ]
+    p = s.pairwise.table.set_index(["a", "b"]).loc[("position", "scale")]
+    assert (p["a_first"], p["b_first"], p["n"]) == (2, 1, 3)  # t3: only position opened
+    pos = s.factors[(s.factors["factor"] == "posX") & s.factors["C_on"].notna()]
+    assert pos[["trial_id", "C_on"]].values.tolist() == [["t1", 2.0], ["t2", 6.0]]
     fig = plot_activation_summary(s)
-    assert "50% of 2 determined" in fig.layout.title.text
+    assert "over 3 finished trials" in fig.layout.title.text
+    assert any("position before scale: 2 of 3 trials" in str(y) for y in fig.data[-1].y)
 
 
-def test_summary_skips_unfinished_trials():
+def test_stopped_early_trials_are_listed_not_counted():
     study = _study()
-    study.trials.loc[1, "status"] = "ERROR"
+    study.trials.loc[1, "complete"] = False  # ASHA stopped t2: TERMINATED, not at its end
     s = activation_summary_data(study)
-    assert s.orders["trial_id"].tolist() == ["t1", "t3"]
-    assert s.share == 1.0
+    assert s.counted == ["t1", "t3"]
+    assert "stopped early" in s.excluded.set_index("trial_id").at["t2", "reason"]
+
+
+def test_study_without_information_columns_draws_nothing():
+    study = _study()
+    study.curves = study.curves[["trial_id", "step", "C", "recon", "kl_z0"]]
+    assert activation_data(study, "t1") is None
+    s = activation_summary_data(study)
+    assert s.counted == [] and len(s.excluded) == 4
 
 
 def test_constant_capacity_trials_are_drawn_against_the_step():
@@ -146,4 +122,4 @@ def test_constant_capacity_trials_are_drawn_against_the_step():
     study.curves["C"] = 25.0  # the bottleneck experiment: C held constant
     data = activation_data(study, "t1")
     assert data.x == "step"
-    assert len(plot_activation(data).data) == 5 + 1  # one panel only
+    assert trial_title(study, "t3") == "trial t3 · gamma=100, seed=0"

@@ -212,7 +212,7 @@ def test_synthetic_study_loads_and_exports(tmp_path):
     names = sorted(p.name for p in paths)
     assert names == sorted(
         f"{n}.{ext}"
-        for n in ("trials", "curves", "kl", "evaluations", "mi")
+        for n in ("trials", "curves", "kl", "evaluations", "mi", "latents", "factor_switch_on")
         for ext in ("parquet", "csv")
     )
     back = pd.read_parquet(tmp_path / "export" / "curves.parquet")

@@ -6,6 +6,7 @@ import struct
 import zlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.png import data_uri, encode_png, to_uint8
@@ -70,7 +71,7 @@ def test_to_uint8_and_data_uri():
     assert data_uri(b"\x89PNG").startswith("data:image/png;base64,iVBORw")
 
 
-def test_traversal_mosaic_rows_ordered_by_kl():
+def test_traversal_mosaic_rows_ordered_by_kl_without_information():
     size, d, s, n = 8, 3, 4, 2
     trav = np.zeros((d, s, size, size), np.float32)
     for r in range(d):
@@ -88,9 +89,9 @@ def test_traversal_mosaic_rows_ordered_by_kl():
     assert data.row_labels == [
         "inputs",
         "reconstructions",
-        "z7 · 3.00 nats · posX",
-        "z1 · 1.50 nats · scale",
-        "z4 · 0.20 nats · —",
+        "z7 · posX · KL=3.00 nats",
+        "z1 · scale · KL=1.50 nats",
+        "z4 · — · KL=0.20 nats",
     ]
     cell = size + GAP
     assert data.mosaic.shape == (5 * cell - GAP, s * cell - GAP)
@@ -100,3 +101,36 @@ def test_traversal_mosaic_rows_ordered_by_kl():
     fig = plot_traversals(data)
     assert fig.data[0].source.startswith("data:image/png;base64,")
     assert list(fig.layout.yaxis.ticktext) == data.row_labels
+
+
+def test_traversal_rows_by_information_labelled_by_the_switch_on_rule():
+    size, d, s = 8, 3, 4
+    arrays = {
+        "inputs": np.ones((1, size, size), np.float32),
+        "reconstructions": np.ones((1, size, size), np.float32),
+        "traversals": np.zeros((d, s, size, size), np.float32),
+        "values": np.linspace(-2, 2, s),
+        "latent_index": np.array([0, 1, 2]),
+        "kl": np.array([4.0, 2.0, 1.0]),  # z0: the most KL, all of it an offset
+        "info": np.array([0.01, 1.9, 0.8]),
+        "factor": np.array(["", "posX", "scale"]),
+    }
+    assert traversal_mosaic(arrays).row_labels[2:] == [
+        "z1 · posX · I=1.90 · KL=2.00 nats",
+        "z2 · scale · I=0.80 · KL=1.00 nats",
+        "z0 · inactive · I=0.01 · KL=4.00 nats",
+    ]
+    # the trial's rows have the last word: z2 died by the end, z0 never opened
+    table = pd.DataFrame(
+        {
+            "latent": [0, 1, 2],
+            "active": [False, True, False],
+            "factor": [None, "posY", None],
+            "final_info": [0.0, 2.1, 0.03],
+        }
+    )
+    assert traversal_mosaic(arrays, latents=table).row_labels[2:] == [
+        "z1 · posY · I=2.10 · KL=2.00 nats",
+        "z2 · inactive · I=0.03 · KL=1.00 nats",
+        "z0 · inactive · I=0.00 · KL=4.00 nats",
+    ]

@@ -72,7 +72,7 @@ def test_report_options(synthetic_study, tmp_path):
         "--grid",
         "gamma",
         "lr",
-        "--kl-threshold",
+        "--active-nats",
         "1.0",
         "--trials",
         "1",
@@ -81,7 +81,7 @@ def test_report_options(synthetic_study, tmp_path):
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "Frontier: reconstruction vs sap" in text and "Grid over gamma x lr" in text
-    assert "exceeds 1.0 nats" in text
+    assert "tells at least 1.0 nats about its input" in text
     assert "fig-traversals-0" in text and "fig-traversals-1" not in text
 
 
@@ -91,7 +91,7 @@ def test_export_writes_parquet_and_csv(synthetic_study, tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{n}.{e}"
-        for n in ("curves", "evaluations", "kl", "mi", "trials")
+        for n in ("curves", "evaluations", "kl", "mi", "trials", "latents", "factor_switch_on")
         for e in ("csv", "parquet")
     )
     trials = pd.read_parquet(out / "trials.parquet")

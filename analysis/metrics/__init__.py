@@ -14,13 +14,17 @@ from analysis.metrics.beta_vae import beta_vae_score
 from analysis.metrics.dci import completeness, dci, disentanglement, gbt_importance
 from analysis.metrics.evaluate import DEFAULT, FAST, Sizes, evaluate, evaluate_timed
 from analysis.metrics.factor_vae import factor_vae_score
+from analysis.metrics.information import (
+    factor_information,
+    input_information,
+    latent_factor_information,
+    mean_variance,
+)
 from analysis.metrics.mig import mig
 from analysis.metrics.mutual_info import (
-    ACTIVE_MI,
     NUM_BINS,
     discrete_entropy,
     histogram_discretize,
-    latent_factors,
     mi_columns,
     mi_from_columns,
     mutual_info_matrix,
@@ -29,7 +33,6 @@ from analysis.metrics.protocol import GroundTruthData, Represent, sample_codes
 from analysis.metrics.sap import sap, sap_score_matrix
 
 __all__ = [
-    "ACTIVE_MI",
     "DEFAULT",
     "FAST",
     "NUM_BINS",
@@ -46,7 +49,10 @@ __all__ = [
     "factor_vae_score",
     "gbt_importance",
     "histogram_discretize",
-    "latent_factors",
+    "factor_information",
+    "input_information",
+    "latent_factor_information",
+    "mean_variance",
     "mi_columns",
     "mi_from_columns",
     "mig",

@@ -34,13 +34,14 @@ def factor_vae_score(
     prune_threshold: float = PRUNE_THRESHOLD,
 ) -> float:
     """Majority-vote accuracy in [0, 1]. When every latent is pruned (e.g. constant codes)
-    the score is 0, as in the reference."""
+    there is no classifier and the score is undefined: NaN (the reference returns 0,
+    which reads as a measured worst score)."""
     k = len(data.factor_sizes)
     factors = np.asarray(data.sample_factors(num_variance_estimate, rng))
     global_var = np.var(represent_factors(data, represent, factors), axis=0, ddof=1)  # (d,)
     active = np.sqrt(global_var) >= prune_threshold
     if not active.any():
-        return 0.0
+        return float("nan")
     train = _votes(data, represent, rng, batch_size, num_train, global_var, active, k)
     evals = _votes(data, represent, rng, batch_size, num_eval, global_var, active, k)
     classifier = np.argmax(train, axis=0)  # (n_active,) factor each latent stands for

@@ -4,6 +4,11 @@ Estimators as in disentanglement_lib (``evaluation/metrics/utils.py``): each lat
 discretized into equal-width histogram bins (``_histogram_discretize``, 20 bins in the
 reference configs), factors are already discrete, and mutual information is the plug-in
 estimate from the contingency table (``sklearn.metrics.mutual_info_score``), in nats.
+
+These feed MIG and the ``mi/z{i}/{factor}`` columns. They read posterior *means*, which a
+latent whose posterior ignores the input still spreads over its own range: which latent
+is active and what it codes is read from ``analysis.metrics.information`` by
+``analysis.switch_on``, never from this matrix.
 """
 
 from __future__ import annotations
@@ -16,12 +21,6 @@ from analysis.contract import mi_key, parse_mi_key
 from analysis.metrics.protocol import check_pair
 
 NUM_BINS = 20  # disentanglement_lib: discretizer.num_bins = 20
-
-# A latent codes a factor when its normalized MI with it reaches this. Chosen above the
-# plug-in estimator's upward bias for an independent latent, about
-# (bins - 1)(values - 1) / (2 n H): 0.01 for a 40-value factor at n = 10,000 and 0.05 at
-# n = 2,000, and well below what a latent that tracks a factor reaches (> 0.3).
-ACTIVE_MI = 0.1
 
 
 def histogram_discretize(codes: np.ndarray, num_bins: int = NUM_BINS) -> np.ndarray:
@@ -83,23 +82,6 @@ def mutual_info_matrix(
     mi = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)
     h = discrete_entropy(factors)
     return np.divide(mi, h, out=np.zeros_like(mi), where=h > 0)
-
-
-def latent_factors(
-    mi: np.ndarray, factor_names: Sequence[str], threshold: float = ACTIVE_MI
-) -> list[str | None]:
-    """The factor each latent codes, from a normalized MI matrix ``mi`` (d, k).
-
-    Rule: latent i codes ``factor_names[argmax_j mi[i, j]]`` when that largest normalized
-    MI is at least ``threshold`` (default ``ACTIVE_MI`` = 0.1); otherwise it is inactive
-    and gets None. Several latents may code the same factor (e.g. position split in two).
-    Ties go to the first factor.
-    """
-    mi = np.asarray(mi, dtype=np.float64)
-    if mi.ndim != 2 or mi.shape[1] != len(factor_names) or not factor_names:
-        raise ValueError(f"mi must be (d, {len(factor_names)}), got shape {mi.shape}")
-    best = np.argmax(mi, axis=1)  # (d,)
-    return [factor_names[j] if mi[i, j] >= threshold else None for i, j in enumerate(best)]
 
 
 def mi_columns(mi: np.ndarray, factor_names: Sequence[str]) -> dict[str, float]:
