@@ -45,11 +45,18 @@ def train(sets, config_file, out, resume, progress):
     bar = tqdm(total=trainer.cfg.steps, initial=trainer.step, disable=not progress, unit="step")
 
     def on_row(row):
+        bar.set_description("training")
         bar.update(row["step"] - bar.n)
         bar.set_postfix(recon=f"{row['recon']:.1f}", KL=f"{row['kl']:.2f}", C=f"{row['C']:.2f}")
 
+    def on_evaluate(final):
+        bar.update(trainer.step - bar.n)
+        what = "final checkpoint written; evaluating" if final else "evaluating"
+        bar.set_description(what)
+        bar.refresh()
+
     try:
-        last = train_to_directory(trainer, out, on_row)
+        last = train_to_directory(trainer, out, on_row, on_evaluate)
     except TrainingDiverged as e:
         bar.close()
         click.echo(f"error: {e} (rows and checkpoints so far are in {out})", err=True)
@@ -58,9 +65,53 @@ def train(sets, config_file, out, resume, progress):
     click.echo(f"trained {trainer.step} steps into {out}")
     if last is not None:
         click.echo(f"recon {last['recon']:.2f} nats  KL {last['kl']:.2f} nats  C {last['C']:.2f}")
-        shown = [f"{m} {last[m]:.3f}" for m in METRICS if isinstance(last.get(m), float)]
+        for line in _what_it_learned(out, last):
+            click.echo(line)
+        shown = [
+            f"{m} {last[m]:.3f}" if isinstance(last.get(m), float) and last[m] == last[m] else
+            f"{m} n/a"
+            for m in METRICS
+            if m in last
+        ]  # fmt: skip
         if shown:
             click.echo("metrics: " + "  ".join(shown))
+
+
+def _what_it_learned(out: Path, last: dict) -> list[str]:
+    """Which latents are active and what they code (analysis.switch_on over the rows),
+    what the code tells about each factor, and a warning when it learned nothing."""
+    import pandas as pd
+
+    from analysis import switch_on as so
+    from analysis.contract import MEAN_IMAGE_RECON, METRICS_FILE, factor_info_key
+    from trainables.local import read_rows
+
+    rows = pd.DataFrame(read_rows(out / METRICS_FILE)).assign(trial_id="")
+    if not so.has_information(rows):
+        return []
+    table = so.latent_switch_on(rows)
+    on = table[table["active"]].sort_values("step_on")
+    lines = []
+    if len(on):
+        where = "C" if rows["C"].nunique() > 1 else "step"
+        lines.append(
+            "active latents: "
+            + ", ".join(
+                f"z{r.latent} {r.factor or '(no single factor)'} (on at {where} "
+                f"{r.C_on if where == 'C' else r.step_on:.4g})"
+                for r in on.itertuples()
+            )
+        )
+    told = [f"{f} {last[k]:.2f}" for f in so.ENTROPY if (k := factor_info_key(f)) in last]
+    lines.append("the code tells (nats): " + "  ".join(told))
+    most = max((last.get(f"info_z{i}", 0.0) for i in table["latent"]), default=0.0)
+    if so.learned_nothing(last["recon"], most):
+        lines.append(
+            f"warning: this trial learned nothing: recon {last['recon']:.1f} nats against "
+            f"{MEAN_IMAGE_RECON} for the mean image, and no latent tells {so.ACTIVE_NATS} nats "
+            "about its input (train longer, or lower gamma: see the README)"
+        )
+    return lines
 
 
 @bench.command("trainer")
@@ -74,4 +125,37 @@ def bench_trainer(steps, batch_size, device, sets):
 
     overrides = {"batch_size": batch_size, "device": device, **parse_overrides(sets)}
     for line in compare(steps, overrides):
+        click.echo(line)
+
+
+@bench.command("activation")
+@click.option("--seeds", default=4, show_default=True, help="Seeds 0..N-1, one trial each.")
+@click.option("--jobs", default=2, show_default=True, help="Seeds trained at once (one core each).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")
+@click.option("--rows", type=click.Path(dir_okay=False), help="Also write every row here (CSV).")
+def bench_activation(seeds, jobs, sets, rows):
+    """The paper's activation-order measurement on a CPU: per seed, the C at which each
+    factor switches on and the order; across seeds, pairwise fractions with intervals.
+
+    Factor encoder q(z|f), capacity objective, gamma 1000, C 0 -> 20 nats over 5,000
+    steps and 1,000 more (about 2 minutes a seed on one core); --set changes any of it.
+    """
+    import time
+
+    from trainables.config import TrialConfig
+    from trainables.protocol import PROTOCOL, protocol_lines, run_protocol
+
+    overrides = parse_overrides(sets)
+    cfg = TrialConfig.from_dict({**PROTOCOL, **overrides})  # bad input stops here
+    click.echo(
+        f"{seeds} seeds, {jobs} at a time: encoder {cfg.encoder}, gamma {cfg.gamma:g}, "
+        f"C {cfg.c_start:g} -> {cfg.c_max:g} over {cfg.c_steps} steps, {cfg.steps} steps, "
+        f"lr {cfg.lr:g}, batch {cfg.batch_size}, probe {cfg.probe_points} inputs"
+    )
+    t0 = time.perf_counter()
+    frame = run_protocol(list(range(seeds)), overrides, jobs)
+    click.echo(f"trained in {time.perf_counter() - t0:.0f} s")
+    if rows:
+        frame.to_csv(rows, index=False)
+    for line in protocol_lines(frame):
         click.echo(line)

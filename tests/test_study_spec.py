@@ -72,7 +72,7 @@ def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
     result = run("--dry-run", "--set", "trial.steps=40", "--set", f"storage={tmp_path}")
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load(result.output)
-    assert resolved["trial"]["steps"] == 40 and resolved["checkpoint_every"] == 300
+    assert resolved["trial"]["steps"] == 40 and resolved["checkpoint_every"] == 1000
     assert "4 trials; valid, nothing started" in result.output
     assert list(tmp_path.iterdir()) == []
 
@@ -125,10 +125,10 @@ BAD = [
     (["--set", "seeds=[a, b]"], ["seeds"]),
     (["--set", "resources.cpu=lots"], ["resources.cpu", "number"]),
     (["--set", "max_failures=-1"], ["max_failures"]),
-    (["--set", "space.gamma=100"], ["space.gamma", "list of values"]),
+    (["--set", "space.beta=4"], ["space.beta", "list of values"]),
     (["--set", "trial.encoder=pixels"], ["encoder", "out of range"]),
     # out of range
-    (["--set", "space.gamma=[100, -1]"], ["space.gamma", "gamma >= 0"]),
+    (["--set", "space.beta=[4, -1]"], ["space.beta", "beta >= 0"]),
     (["--set", "trial.beta=-2"], ["trial.beta", "beta >= 0"]),
     (["--set", "trial.c_start=10"], ["space.c_max", "c_max >= c_start"]),
     (["--set", "trial.steps=0"], ["trial.steps", "steps >= 1"]),
@@ -168,7 +168,7 @@ BAD = [
     (["--set", "search.sampler=cmaes"], ["search.sampler", "tpe, nsga2, gp"]),
     # the rest of the spec
     (["--set", "space.seed=[1, 2]"], ["space.seed", "seeds"]),
-    (["--set", "trial.gamma=5"], ["trial.gamma", "also searched"]),
+    (["--set", "trial.c_max=5"], ["trial.c_max", "also searched"]),
     (["--set", "trial.checkpoint_every=5"], ["trial.checkpoint_every", "top level"]),
     (["--set", "storage=ftp://host/x"], ["storage", "scheme 'ftp'"]),
     (["--set", "name=a b"], ["name="]),
