@@ -135,7 +135,7 @@ def latent_label(lat: pd.Series) -> str:
 def plot_activation(data: ActivationData) -> go.Figure:
     """Three panels against C (or the step): information per latent, KL per latent (the
     offsets that are not information show here), information per factor."""
-    x = data.x
+    x = "step"  # C is held after its ramp: against C, that whole phase would be one line
     fig = make_subplots(
         rows=1,
         cols=3,
@@ -231,13 +231,14 @@ def plot_activation(data: ActivationData) -> go.Figure:
             col=3,
         )
     fig.add_hline(y=data.active_nats, line_dash="dot", line_color="grey", row=1, col=1)
-    label = "C (nats, window mean)" if x == "C" else "step"
-    fig.update_xaxes(title_text=label)
+    fig.update_xaxes(title_text="step")
+    if data.x == "C":
+        _capacity_axes(fig, data.latent_curves)
     order = so.format_order(data.order) or "no factor reached its threshold"
     fig.update_layout(
-        title=f"{data.title}<br><sub>factor order: {order}</sub>",
-        height=520,
-        legend={"font": {"size": 11}, "title": {"text": "latents"}},
+        title={"text": f"{data.title} · factor order: {order}", "y": 0.98, "yanchor": "top"},
+        height=560,
+        legend={"font": {"size": 11}, "title": {"text": "latents"}, "x": 1.02, "y": 1},
         legend2={
             "font": {"size": 11},
             "orientation": "h",
@@ -246,9 +247,52 @@ def plot_activation(data: ActivationData) -> go.Figure:
             "y": -0.22,
             "title": {"text": "factors"},
         },
-        margin={"t": 90, "b": 110},
+        margin={"t": 140, "b": 110, "r": 230},
     )
     return fig
+
+
+def _capacity_axes(fig: go.Figure, curves: pd.DataFrame, n: int = 6) -> None:
+    """Over each panel's step axis, a top axis that reads C (window mean) at a few steps;
+    the subplot titles move up above it."""
+    for note in fig.layout.annotations:
+        note.update(yshift=38)
+    rows = curves.drop_duplicates("step").sort_values("step")
+    lo, hi = float(rows["step"].min()), float(rows["step"].max())
+    ticks = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, n).round().astype(int))]
+    labels = [f"{c:.3g}" for c in ticks["C"]]
+    keep = [i for i, lab in enumerate(labels) if i == 0 or lab != labels[i - 1]]  # C held
+    ticks, labels = ticks.iloc[keep], [labels[i] for i in keep]
+    for k in (1, 2, 3):
+        suffix = "" if k == 1 else str(k)
+        fig.update_layout(
+            {
+                f"xaxis{3 + k}": {
+                    "overlaying": f"x{suffix}",
+                    "anchor": f"y{suffix}",
+                    "side": "top",
+                    "range": [lo, hi],
+                    "tickvals": ticks["step"].tolist(),
+                    "ticktext": labels,
+                    "title": {"text": "C (nats)", "font": {"size": 11}, "standoff": 2},
+                    "showgrid": False,
+                    "tickfont": {"size": 10, "color": "#555"},
+                },
+                f"xaxis{suffix}": {"range": [lo, hi]},
+            }
+        )
+        fig.add_trace(  # an axis without a trace is not drawn: one invisible point
+            go.Scatter(
+                x=[lo],
+                y=[0],
+                xaxis=f"x{3 + k}",
+                yaxis=f"y{suffix}",
+                mode="markers",
+                marker={"opacity": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
 
 
 @dataclass
@@ -295,6 +339,17 @@ def activation_summary_data(
         )
         excluded = pd.concat([excluded, extra], ignore_index=True)
     ids = [i for i in ids if i in measured]
+    nothing = [i for i in ids if _learned_nothing(t, i)]
+    if nothing:  # no order to read from a model that encodes nothing
+        extra = pd.DataFrame(
+            {
+                "trial_id": nothing,
+                "status": "TERMINATED",
+                "reason": "learned nothing (reconstruction at the mean image, no active latent)",
+            }
+        )
+        excluded = pd.concat([excluded, extra], ignore_index=True)
+        ids = [i for i in ids if i not in nothing]
     factors = so.factor_switch_on(curves[curves["trial_id"].isin(ids)], factor_share)
     orders = pd.DataFrame(
         {
@@ -380,6 +435,16 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
         height=460,
     )
     return fig
+
+
+def _learned_nothing(trials: pd.DataFrame, trial_id: str) -> bool:
+    """``switch_on.learned_nothing`` from a trial's last row (trials table columns)."""
+    row = trials.loc[trials["trial_id"] == trial_id].iloc[0]
+    info = [row[c] for c in row.index if str(c).startswith("info_z") and str(c)[6:].isdigit()]
+    recon = float(row["recon"]) if "recon" in row else np.nan
+    if np.isnan(recon):  # no final row to judge by
+        return False
+    return so.learned_nothing(recon, max(info) if info else None)
 
 
 def _fmt(v: object) -> str:

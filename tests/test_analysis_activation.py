@@ -77,8 +77,9 @@ def test_one_trial_latents_factors_and_order():
     assert data.title == "trial t1 · gamma=10, seed=0"
     fig = plot_activation(data)
     # info and KL per latent, a switch-on dot per active latent; per factor a curve and
-    # its threshold, and the factors' switch-on diamonds
-    assert len(fig.data) == 3 * 2 + 2 + 5 * 2 + 1
+    # its threshold, the factors' switch-on diamonds; a point on each top C axis
+    assert len(fig.data) == 3 * 2 + 2 + 5 * 2 + 1 + 3
+    assert list(fig.layout.xaxis4.ticktext) == ["0", "2", "4", "6", "8", "10"]
     assert "posX > scale" in fig.layout.title.text
     assert "gamma=10" in fig.layout.title.text
 
@@ -107,6 +108,15 @@ def test_stopped_early_trials_are_listed_not_counted():
     s = activation_summary_data(study)
     assert s.counted == ["t1", "t3"]
     assert "stopped early" in s.excluded.set_index("trial_id").at["t2", "reason"]
+
+
+def test_trials_that_learned_nothing_are_listed_not_counted():
+    study = _study()
+    study.trials["recon"] = [120.0, 130.0, 566.0, np.nan]
+    study.trials["info_z0"] = [2.0, 2.0, 0.01, np.nan]
+    s = activation_summary_data(study)
+    assert s.counted == ["t1", "t2"]
+    assert "learned nothing" in s.excluded.set_index("trial_id").at["t3", "reason"]
 
 
 def test_study_without_information_columns_draws_nothing():
