@@ -221,14 +221,18 @@ def plot_grid_heatmaps(data: pd.DataFrame, x: str, y: str, cols: int = 3) -> go.
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=metrics, horizontal_spacing=0.08)
     for k, m in enumerate(metrics):
         piv = data[data["metric"] == m].pivot(index=y, columns=x, values="mean")
+        z = piv.to_numpy(np.float64)
+        # values on small grids; a cell whose metric is undefined (NaN) reads n/a, not blank
+        text = np.where(np.isnan(z), "n/a", np.vectorize(lambda v: f"{v:.3g}")(z))
         fig.add_trace(
             go.Heatmap(
-                z=piv.to_numpy(),
+                z=z,
                 x=[_fmt(v) for v in piv.columns],
                 y=[_fmt(v) for v in piv.index],
                 colorscale="Viridis" if DIRECTIONS.get(m, "max") == "max" else "Viridis_r",
                 showscale=False,
-                texttemplate="%{z:.3g}" if piv.size <= 150 else None,  # values on small grids
+                text=text,
+                texttemplate="%{text}" if piv.size <= 150 else None,
                 hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{m}=%{{z:.4g}}<extra></extra>",
             ),
             row=k // cols + 1,

@@ -101,3 +101,17 @@ def test_grid_data_means_over_seeds():
     ]
     fig = plot_grid_heatmaps(g, "beta", "gamma")
     assert len(fig.data) == 2 and fig.data[0].z.shape == (2, 3)
+
+
+def test_undefined_metric_cells_read_n_a():
+    trials = pd.DataFrame(
+        {
+            "trial_id": ["a", "b", "c", "d"],
+            "status": "TERMINATED",
+            "config/gamma": [10.0, 10.0, 100.0, 100.0],
+            "config/c_max": [5.0, 10.0, 5.0, 10.0],
+            "factor_vae": [0.5, np.nan, 0.7, 0.8],  # every latent pruned in b: undefined
+        }
+    )
+    fig = plot_grid_heatmaps(grid_data(trials, "gamma", "c_max", ["factor_vae"]), "gamma", "c_max")
+    assert fig.data[0].text.tolist() == [["0.5", "0.7"], ["n/a", "0.8"]]

@@ -69,6 +69,9 @@ def test_report_in_headless_chromium(report, tmp_path):
                     .slice(0, 22))"""
             )
             failed_rows = page.locator("#failed table tr").count()
+            warnings = page.locator(".warn").count()
+            lead = page.locator("#summary p.lead").inner_text()
+            pair_rows = page.locator("#activation table").first.locator("tr").count()
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
@@ -89,4 +92,8 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert all(svgs >= 1 and drawn >= 1 for _, svgs, drawn in figures), figures
     assert images and all(src == "data:image/png;base64," for src in images)
     assert failed_rows == 1 + 3  # header + the failed, running and pending trials
+    assert warnings == 0  # the synthetic trials learned
+    assert "predicting the mean image costs 565.3 nats" in lead
+    assert "Position before scale:" in lead
+    assert pair_rows == 1 + 6  # header + the six pairs of factor groups
     assert (tmp_path / "report.png").stat().st_size > 10_000
