@@ -221,8 +221,9 @@ def _summary(study: Study, metric: str, active_nats: float, factor_share: float)
     rule = (
         f"A latent is active while it tells at least {active_nats} nats about its input "
         f"(a lower bound on I(x; z_i) on a fixed probe set: a constant mean offset or a "
-        f"sigma ≠ 1 counts for nothing); it switches on when it becomes active and codes "
-        f"the factor it tells most about at that point. A factor switches on when the code "
+        f"sigma ≠ 1 counts for nothing); it switches on when it becomes active, and codes "
+        f"the factor it tells most about once it tells {so.LABEL_NATS} nats about one; "
+        f"inactive at the end, it codes nothing. A factor switches on when the code "
         f"tells {100 * factor_share:.0f}% of its entropy about it."
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)

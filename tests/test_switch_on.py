@@ -50,16 +50,16 @@ def test_factor_is_read_when_the_latent_switches_on_not_at_the_end():
     labels = {0: ["scale"] * 6 + ["posX"] * 4}  # codes scale when it opens, posX later
     table = so.latent_switch_on(_rows("t", {0: RAMP}, labels))
     assert table["factor"].tolist() == ["scale"]
-    assert table["label_step"].tolist() == [400.0]
+    assert table["label_step"].tolist() == [500.0]  # on at 400 (0.16 nats of scale), read at 500
 
 
 def test_label_waits_until_one_factor_is_told_enough():
-    weak = [0.0, 0.0, 0.0, 0.11, 0.12, 0.5, 1.0, 1.0, 1.0, 1.0]  # 0.8 x 0.11 > LABEL_NATS
+    weak = [0.0, 0.0, 0.0, 0.11, 0.35, 0.5, 1.0, 1.0, 1.0, 1.0]  # 0.8 x 0.35 > LABEL_NATS
     labels = {
         0: ["shape", "shape", "shape", "shape", "posY", "posY", "posY", "posY", "posY", "posY"]
     }
     rows = _rows("t", {0: weak}, labels)
-    rows.loc[3, [f"info/z0/{f}" for f in FACTOR_NAMES]] = 0.01  # row 4: no single factor yet
+    rows.loc[3, "info/z0/shape"] = 0.08  # row 4: active, a little about shape: not enough
     table = so.latent_switch_on(rows)
     assert table["step_on"].tolist() == [400.0] and table["label_step"].tolist() == [500.0]
     assert table["factor"].tolist() == ["posY"]
