@@ -39,9 +39,7 @@ def test_report_on_a_synthetic_study(synthetic_study, tmp_path):
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in text
     assert "could not draw" not in text
-    # 40 steps of a tiny model learn nothing, and the report says so at the top
-    assert "<div class=warn><b>Warning.</b> This study learned nothing" in text
-    assert "learned nothing (reconstruction at the mean image" in text  # not counted
+    assert "<div class=warn>" not in text  # the synthetic trials learned
     assert "TrainingDiverged: non-finite loss at step 1600" in text  # the failed trial's reason
     assert text.count('class="plotly-graph-div"') >= 8
 
