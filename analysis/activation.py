@@ -345,7 +345,7 @@ def activation_summary_data(
             {
                 "trial_id": nothing,
                 "status": "TERMINATED",
-                "reason": "learned nothing (reconstruction at the mean image, no active latent)",
+                "reason": "learned nothing (reconstruction at the mean image)",
             }
         )
         excluded = pd.concat([excluded, extra], ignore_index=True)
@@ -440,11 +440,7 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
 def _learned_nothing(trials: pd.DataFrame, trial_id: str) -> bool:
     """``switch_on.learned_nothing`` from a trial's last row (trials table columns)."""
     row = trials.loc[trials["trial_id"] == trial_id].iloc[0]
-    info = [row[c] for c in row.index if str(c).startswith("info_z") and str(c)[6:].isdigit()]
-    recon = float(row["recon"]) if "recon" in row else np.nan
-    if np.isnan(recon):  # no final row to judge by
-        return False
-    return so.learned_nothing(recon, max(info) if info else None)
+    return so.learned_nothing(float(row["recon"]) if "recon" in row else np.nan)
 
 
 def _fmt(v: object) -> str:

@@ -106,8 +106,8 @@ def build_report(
 def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
     """Per trial with reports: trial_id, status, recon (last row), most_info (its most
     informative latent's ``info_z`` in the last row, NaN if not measured), active (latents
-    active at the end by the switch-on rule) and nothing (learned nothing: reconstruction
-    within ``switch_on.NOTHING_MARGIN`` nats of the mean image and no active latent)."""
+    active at the end by the switch-on rule) and nothing (``switch_on.learned_nothing``:
+    reconstruction within ``switch_on.NOTHING_MARGIN`` nats of the mean image)."""
     t = study.trials[study.trials["n_reports"] > 0]
     info_cols = [f"info_z{i}" for i in so.latent_columns(t)]
     most = t[info_cols].max(axis=1) if info_cols else pd.Series(np.nan, index=t.index)
@@ -122,10 +122,7 @@ def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
             "active": t["trial_id"].map(active).to_numpy(),
         }
     )
-    nothing = [
-        so.learned_nothing(r, None if np.isnan(m) else m)
-        for r, m in zip(out["recon"].astype(float), out["most_info"].astype(float), strict=True)
-    ]
+    nothing = [so.learned_nothing(r) for r in out["recon"].astype(float)]
     return out.assign(nothing=nothing).reset_index(drop=True)
 
 
@@ -136,9 +133,14 @@ def _warning(study: Study, active_nats: float) -> str:
         return ""
     what = (
         f"reconstruction within {so.NOTHING_MARGIN:.0f} nats of predicting the mean image "
-        f"({MEAN_IMAGE_RECON} nats) and no latent that tells at least {active_nats} nats "
-        "about its input"
+        f"({MEAN_IMAGE_RECON} nats): the decoder draws the mean image whatever the code says"
     )
+    told = bad["most_info"] >= active_nats
+    if told.any():
+        what += (
+            f" (in {int(told.sum())} of them some latent tells at least {active_nats} nats "
+            "about the input, which the decoder does not use yet)"
+        )
     if len(bad) == len(table):
         head = f"This study learned nothing: every trial ({len(table)}) ended with {what}."
     else:

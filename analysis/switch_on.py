@@ -279,16 +279,13 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def learned_nothing(
-    recon: float,
-    info: float | None,
-    baseline: float = MEAN_IMAGE_RECON,
-    margin: float = NOTHING_MARGIN,
+    recon: float, baseline: float = MEAN_IMAGE_RECON, margin: float = NOTHING_MARGIN
 ) -> bool:
-    """A trial learned nothing: reconstruction within ``margin`` nats of the mean-image
-    baseline (or worse), and no active latent (``info``: its most informative latent's
-    ``info_z``, None when not measured)."""
-    near = not (recon < baseline - margin)
-    return near and (info is None or not info >= ACTIVE_NATS)
+    """A trial learned nothing when its reconstruction is within ``margin`` nats of the
+    mean-image baseline, or worse: its decoder draws the mean image whatever the code
+    says. Active latents do not rescue it: an encoder that tells something the decoder
+    ignores has not learned a representation yet. A NaN reconstruction is not judged."""
+    return bool(recon >= baseline - margin)
 
 
 # ---- helpers ------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def train(sets, config_file, out, resume, progress):
     bar = tqdm(total=trainer.cfg.steps, initial=trainer.step, disable=not progress, unit="step")
 
     def on_row(row):
-        bar.set_description("training")
+        bar.set_description("training" if row["step"] < trainer.cfg.steps else "done")
         bar.update(row["step"] - bar.n)
         bar.set_postfix(recon=f"{row['recon']:.1f}", KL=f"{row['kl']:.2f}", C=f"{row['C']:.2f}")
 
@@ -97,19 +97,18 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
         lines.append(
             "active latents: "
             + ", ".join(
-                f"z{r.latent} {r.factor or '(no single factor)'} (on at {where} "
-                f"{r.C_on if where == 'C' else r.step_on:.4g})"
+                f"z{r.latent} {r.factor or 'no single factor'} (on at {where} "
+                f"{r.C_on if where == 'C' else r.step_on:.3g})"
                 for r in on.itertuples()
             )
         )
     told = [f"{f} {last[k]:.2f}" for f in so.ENTROPY if (k := factor_info_key(f)) in last]
     lines.append("the code tells (nats): " + "  ".join(told))
-    most = max((last.get(f"info_z{i}", 0.0) for i in table["latent"]), default=0.0)
-    if so.learned_nothing(last["recon"], most):
+    if so.learned_nothing(last["recon"]):
         lines.append(
             f"warning: this trial learned nothing: recon {last['recon']:.1f} nats against "
-            f"{MEAN_IMAGE_RECON} for the mean image, and no latent tells {so.ACTIVE_NATS} nats "
-            "about its input (train longer, or lower gamma: see the README)"
+            f"{MEAN_IMAGE_RECON} for predicting the mean image (train longer, or see "
+            "the README on gamma)"
         )
     return lines
 
