@@ -339,7 +339,8 @@ def activation_summary_data(
         )
         excluded = pd.concat([excluded, extra], ignore_index=True)
     ids = [i for i in ids if i in measured]
-    nothing = [i for i in ids if _learned_nothing(t, i)]
+    recon = t.set_index("trial_id")["recon"] if "recon" in t else pd.Series(dtype=float)
+    nothing = [i for i in ids if so.learned_nothing(float(recon.get(i, np.nan)))]
     if nothing:  # no order to read from a model that encodes nothing
         extra = pd.DataFrame(
             {
@@ -351,14 +352,8 @@ def activation_summary_data(
         excluded = pd.concat([excluded, extra], ignore_index=True)
         ids = [i for i in ids if i not in nothing]
     factors = so.factor_switch_on(curves[curves["trial_id"].isin(ids)], factor_share)
-    orders = pd.DataFrame(
-        {
-            "trial_id": ids,
-            "order": [
-                so.format_order(so.trial_order(factors[factors["trial_id"] == i])) for i in ids
-            ],
-        }
-    )
+    by_trial = {t: so.format_order(so.trial_order(g)) for t, g in factors.groupby("trial_id")}
+    orders = pd.DataFrame({"trial_id": ids, "order": [by_trial.get(i, "") for i in ids]})
     pairwise = so.pairwise_order(so.group_switch_on(factors))
     excluded = excluded.reset_index(drop=True)
     return ActivationSummary(factors, orders, pairwise, excluded, factor_share, ids)
@@ -435,12 +430,6 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
         height=460,
     )
     return fig
-
-
-def _learned_nothing(trials: pd.DataFrame, trial_id: str) -> bool:
-    """``switch_on.learned_nothing`` from a trial's last row (trials table columns)."""
-    row = trials.loc[trials["trial_id"] == trial_id].iloc[0]
-    return so.learned_nothing(float(row["recon"]) if "recon" in row else np.nan)
 
 
 def _fmt(v: object) -> str:

@@ -8,6 +8,7 @@ A section whose data is missing says so instead of breaking the page.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Callable
@@ -76,17 +77,24 @@ def build_report(
             body = _note(f"could not draw this section: {type(e).__name__}: {e}")
         parts.append((anchor, title, body))
 
+    # computed once, read by the summary, the activation section and the warning
+    learned_ = functools.cache(lambda: learned(study, active_nats))
+    summary = functools.cache(lambda: act.activation_summary_data(study, factor_share=factor_share))
     done = study.trials[study.trials["status"].isin(fr.DONE)]
     has_metric = metric in study.trials and done[metric].notna().any()
     front = fr.frontier_data(study.trials, metric, color=color) if has_metric else None
-    section("summary", "Summary", lambda: _summary(study, metric, active_nats, factor_share))
+    section(
+        "summary",
+        "Summary",
+        lambda: _summary(study, metric, active_nats, factor_share, learned_(), summary()),
+    )
     section("frontier", "Frontier", lambda: _frontier(front, metric))
     section("grid", "Grid", lambda: _grid(study, grid, metric))
     detail = _detail_trials(study, front, metric, max_detail_trials)
     section(
         "activation",
         "Activation order",
-        lambda: _activation(study, detail, active_nats, factor_share),
+        lambda: _activation(study, detail, active_nats, factor_share, summary()),
     )
     section("traversals", "Traversals", lambda: _traversals(study, detail))
     section("curves", "Training curves", lambda: _curves(study, max_points))
@@ -96,7 +104,7 @@ def build_report(
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        warning = _warning(study, active_nats)
+        warning = _warning(learned_(), active_nats)
     except Exception as e:  # as for a section: the page is still written
         warning = _note(f"could not check whether the trials learned: {type(e).__name__}: {e}")
     out.write_text(_page(study, parts, warning), encoding="utf-8")
@@ -126,8 +134,7 @@ def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
     return out.assign(nothing=nothing).reset_index(drop=True)
 
 
-def _warning(study: Study, active_nats: float) -> str:
-    table = learned(study, active_nats)
+def _warning(table: pd.DataFrame, active_nats: float) -> str:
     bad = table[table["nothing"]]
     if table.empty or bad.empty:
         return ""
@@ -195,12 +202,18 @@ def _table(frame: pd.DataFrame, err_col: str | None = None, na_cols: tuple[str, 
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _summary(study: Study, metric: str, active_nats: float, factor_share: float) -> str:
+def _summary(
+    study: Study,
+    metric: str,
+    active_nats: float,
+    factor_share: float,
+    done: pd.DataFrame,
+    summary: act.ActivationSummary,
+) -> str:
     counts = study.trials["status"].value_counts()
     table = pd.DataFrame({"status": counts.index, "trials": counts.to_numpy()})
     varied = ", ".join(fr.varied_params(study.trials)) or "none"
     lines = [f"{len(study.trials)} trials; varied hyperparameters: {varied}."]
-    done = learned(study, active_nats)
     done = done[done["recon"].notna()]
     if len(done):
         best = done.loc[done["recon"].idxmin()]
@@ -215,7 +228,6 @@ def _summary(study: Study, metric: str, active_nats: float, factor_share: float)
             lines.append(f"Latents active at the end: {span} per trial.")
     if metric in study.trials and study.trials[metric].notna().any():
         lines.append(f"Frontier metric: {metric} (best {study.trials[metric].max():.3f}).")
-    summary = act.activation_summary_data(study, factor_share=factor_share)
     if summary.counted:
         for _, row in summary.pairwise.table.iterrows():
             if row["a"] == "position" and row["b"] == "scale" and row["n"]:
@@ -281,7 +293,13 @@ def _detail_trials(study: Study, front: fr.FrontierData | None, metric: str, n: 
     return list(dict.fromkeys(chosen))[:n]
 
 
-def _activation(study: Study, detail: list[str], active_nats: float, share: float) -> str:
+def _activation(
+    study: Study,
+    detail: list[str],
+    active_nats: float,
+    share: float,
+    summary: act.ActivationSummary,
+) -> str:
     if study.curves.empty:
         return _note("No trial has reported yet.")
     if not so.has_information(study.curves):
@@ -290,7 +308,6 @@ def _activation(study: Study, detail: list[str], active_nats: float, share: floa
             "trained before betastudy measured them, so no switch-on is drawn."
         )
     out = []
-    summary = act.activation_summary_data(study, factor_share=share)
     if summary.counted:
         out.append(_fig(act.plot_activation_summary(summary), "fig-activation-summary"))
         p = summary.pairwise.table

@@ -122,7 +122,7 @@ def latent_switch_on(
     per = np.stack(
         [_matrix(curves, [latent_factor_info_key(i, f) for i in lats]) for f in names], -1
     ) if names else np.zeros((n, d, 1))  # (N, d, k)  # fmt: skip
-    best = np.nanargmax(np.where(np.isnan(per), -np.inf, per), axis=-1)  # (N, d)
+    best = np.argmax(np.where(np.isnan(per), -np.inf, per), axis=-1)  # (N, d)
     best_info = np.take_along_axis(per, best[..., None], -1)[..., 0]  # (N, d)
     ok = active & (best_info >= label_nats)
     next_ok = np.minimum.accumulate(np.where(ok, rows, n)[::-1], axis=0)[::-1]  # (N, d)
@@ -203,21 +203,15 @@ def format_order(order: list[list[str]]) -> str:
 
 
 def group_switch_on(factors: pd.DataFrame) -> pd.DataFrame:
-    """Per (trial_id, group): the step and C at which its first factor switched on."""
-    rows = []
-    for tid, g in factors.groupby("trial_id", sort=False):
-        for group, members in GROUPS.items():
-            sub = g[g["factor"].isin(members) & g["step_on"].notna()]
-            first = sub.sort_values("step_on").head(1)
-            rows.append(
-                {
-                    "trial_id": tid,
-                    "group": group,
-                    "step_on": first["step_on"].iloc[0] if len(first) else np.nan,
-                    "C_on": first["C_on"].iloc[0] if len(first) else np.nan,
-                }
-            )
-    return pd.DataFrame(rows, columns=["trial_id", "group", "step_on", "C_on"])
+    """Per (trial_id, group): the step and C at which its first factor switched on (NaN:
+    none of its factors did)."""
+    group_of = {f: g for g, members in GROUPS.items() for f in members}
+    ids = list(dict.fromkeys(factors["trial_id"]))
+    on = factors[factors["step_on"].notna()].assign(group=factors["factor"].map(group_of))
+    first = on.sort_values("step_on", kind="stable").drop_duplicates(["trial_id", "group"])
+    grid = pd.MultiIndex.from_product([ids, list(GROUPS)], names=["trial_id", "group"])
+    out = first.set_index(["trial_id", "group"])[["step_on", "C_on"]].reindex(grid)
+    return out.reset_index()
 
 
 @dataclass
