@@ -181,9 +181,9 @@ def _result_lines(trial_id: str, config: dict, stop: int, rng: np.random.Generat
             "images_per_s": 5000.0,
         }
         row.update({kl_key(i): float(kl[t, i]) for i in range(d)})
-        row.update({mean_var_key(i): float(info[t, i]) for i in range(d)})
-        row.update({info_key(i): float(info[t, i]) for i in range(d)})
-        row[INFO_X] = float(min(info[t].sum(), np.log(512)))
+        row.update({mean_var_key(i): float(f"{info[t, i]:.4g}") for i in range(d)})
+        row.update({info_key(i): float(f"{info[t, i]:.4g}") for i in range(d)})
+        row[INFO_X] = float(f"{min(info[t].sum(), np.log(512)):.4g}")
         for f in FACTOR_NAMES:  # latent j tells 70% of its information about order[j]
             told = [0.7 * info[t, i] if i < len(order) and order[i] == f else 0.0 for i in range(d)]
             row.update({latent_factor_info_key(i, f): round(v, 4) for i, v in enumerate(told)})

@@ -59,11 +59,17 @@ class Probe:
         by_latent = latent_factor_information(z, self.factors, self.sizes)  # (d, k)
         # the code tells at least what its best latent tells: the larger of two lower bounds
         whole = np.maximum(factor_information(z, self.factors, self.sizes), by_latent.max(0))
-        row = {mean_var_key(i): float(v) for i, v in enumerate(mean_variance(mu))}
-        row.update({info_key(i): float(v) for i, v in enumerate(per_latent)})
-        row[INFO_X] = float(joint)
-        row.update({factor_info_key(f): float(whole[j]) for j, f in enumerate(self.names)})
+        row = {mean_var_key(i): _short(v) for i, v in enumerate(mean_variance(mu))}
+        row.update({info_key(i): _short(v) for i, v in enumerate(per_latent)})
+        row[INFO_X] = _short(joint)
+        row.update({factor_info_key(f): _short(whole[j]) for j, f in enumerate(self.names)})
         for i in range(by_latent.shape[0]):
             for j, f in enumerate(self.names):
-                row[latent_factor_info_key(i, f)] = float(by_latent[i, j])
+                row[latent_factor_info_key(i, f)] = _short(by_latent[i, j])
         return row
+
+
+def _short(value: float) -> float:
+    """Four significant digits: estimates this noisy need no more, and a row carries
+    5d + 2d + 6 of them (JSON lines a third the size of full-precision floats)."""
+    return float(f"{float(value):.4g}")
