@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.metrics.mutual_info import discrete_entropy
+
 LOG_2PI = float(np.log(2 * np.pi))
 SHRINK = 0.5  # class covariances shrunk halfway to the pooled one (Friedman 1989's RDA)
 RIDGE = 1e-6  # added to covariances: a class of identical codes stays invertible
@@ -98,12 +100,7 @@ def latent_factor_information(
 def _entropies(factors: np.ndarray, sizes) -> np.ndarray:
     if sizes is not None:
         return np.log(np.asarray(sizes, np.float64))
-    h = np.zeros(factors.shape[1])
-    for j in range(factors.shape[1]):
-        p = np.bincount(factors[:, j]) / len(factors)
-        p = p[p > 0]
-        h[j] = -np.sum(p * np.log(p))
-    return h
+    return discrete_entropy(factors)
 
 
 def _cross_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
