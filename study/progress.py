@@ -10,6 +10,7 @@ from typing import Any
 
 from ray import tune
 
+from analysis.switch_on import ACTIVE_NATS
 from trainables.tune import ERROR_KEY
 
 
@@ -69,6 +70,10 @@ def _row(row: dict[str, Any]) -> str:
     for key, fmt in (("step", "{}"), ("recon", "{:.1f}"), ("kl", "{:.2f}"), ("C", "{:.2f}")):
         if isinstance(row.get(key), (int, float)):
             shown.append(f"{key} " + fmt.format(row[key]))
+    active = [k for k, v in row.items() if k.startswith("info_z") and isinstance(v, float)]
+    if active:  # what the code tells, beside KL (which offsets can fill)
+        on = sum(row[k] >= ACTIVE_NATS for k in active)
+        shown.append(f"active {on}/{len(active)}")
     if isinstance(row.get("mig"), float):
         shown.append(f"mig {row['mig']:.3f}")
     return " ".join(shown)

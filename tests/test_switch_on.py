@@ -156,3 +156,10 @@ def test_learned_nothing():
     assert not so.learned_nothing(200.0)
     assert not so.learned_nothing(560.0, margin=2.0)
     assert not so.learned_nothing(float("nan"))
+
+
+def test_progress_lines_count_active_latents():
+    from study.progress import _row
+
+    row = {"step": 300, "recon": 210.04, "kl": 6.0, "C": 6.0, "info_z0": 2.1, "info_z1": 0.02}
+    assert _row(row) == "step 300 recon 210.0 kl 6.00 C 6.00 active 1/2"
