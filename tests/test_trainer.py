@@ -255,3 +255,43 @@ def test_factor_encoder_at_constant_capacity_opens_a_position_latent():
     assert set(active["factor"]) & {"posX", "posY"}
     assert max(last["info/posX"], last["info/posY"]) > 0.5  # nats, of ln 32 = 3.47
     assert last["kl"] == pytest.approx(5.0, abs=0.5)  # the capacity target is met
+
+
+def test_cuda_devices_are_resolved_with_their_index(monkeypatch):
+    from trainables.trainer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda", 2)  # set_device needs the index
+    assert resolve_device("cuda") == torch.device("cuda", 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_resume_takes_adam_flags_from_its_own_config(tmp_path):
+    # a checkpoint written with capturable (CUDA graph) Adam resumes on a run without it
+    straight = Trainer(small(steps=30))
+    straight.run()
+    first = Trainer(small(steps=30))
+    first.train_steps(20)
+    first.save_checkpoint(tmp_path)
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    for group in state["optimizer"]["param_groups"]:
+        group["capturable"] = True
+    torch.save(state, tmp_path / STATE_FILE)
+    resumed = Trainer.from_checkpoint(tmp_path)
+    assert all(g["capturable"] is False for g in resumed.opt.param_groups)
+    assert all(s["step"].device.type == "cpu" for s in resumed.opt.state.values())
+    resumed.run()
+    assert all(torch.equal(p, q) for p, q in zip(params(straight), params(resumed)))
+
+
+def test_resume_refuses_a_random_stream_from_another_device(tmp_path):
+    trainer = Trainer(small(steps=20))
+    trainer.train_steps(10)
+    trainer.save_checkpoint(tmp_path)
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state
+    torch.save(state, tmp_path / STATE_FILE)
+    with pytest.raises(ConfigError, match="random stream comes from another device type"):
+        Trainer.from_checkpoint(tmp_path)

@@ -51,11 +51,16 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``/``cpu``/``cuda``/``cuda:N`` -> a device; CUDA always with its index (a
+    graph capture's ``set_device`` and the graph's streams need one)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trial config device={name!r}: no CUDA device here; use device=cpu")
-    return torch.device(name)
+    dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
 
 
 class Trainer:
@@ -73,8 +78,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # weights depend on the seed alone
             self.model = VAE(cfg).to(dev)
+        self._fused = cuda or None  # fused Adam where the device has it
         self.opt = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graph, fused=cuda or None
+            self.model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graph, fused=self._fused
         )
         # Draws the data and the reparameterisation noise. A CUDA graph may only use the
         # device's default generator, so a graphed trial seeds that one.
@@ -287,7 +293,14 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
-        self.gen.set_state(state["generator"])
+        self._adam_flags_from_config()
+        saved, here = state["generator"], self.gen.get_state()
+        if saved.numel() != here.numel():  # a CPU generator's state is 5 KB, CUDA's 16 bytes
+            raise ConfigError(
+                "the checkpoint's random stream comes from another device type than "
+                f"{self.device.type}; resume it on the device it was trained on (--set device=...)"
+            )
+        self.gen.set_state(saved)
         self.step = int(state["step"])
         self._step_t.fill_(self.step)
         self._acc.copy_(state["acc"])
@@ -295,6 +308,20 @@ class Trainer:
         self._bad.copy_(state["bad"])
         self.history = [dict(h) for h in state.get("history", [])]
         self._graph = None  # captured again on the loaded tensors
+
+    def _adam_flags_from_config(self) -> None:
+        """``capturable`` and ``fused`` follow this run's config, not the saved run's (a
+        resume may switch cuda_graph or the device); Adam's step counters live where
+        those flags need them: on the parameters' device, else on the CPU."""
+        for group in self.opt.param_groups:
+            group["capturable"] = self.cfg.cuda_graph
+            group["fused"] = self._fused
+            on_device = bool(group["capturable"] or group["fused"])
+            for p in group["params"]:
+                st = self.opt.state.get(p, {})
+                if "step" in st:
+                    where = p.device if on_device else torch.device("cpu")
+                    st["step"] = st["step"].to(where, torch.float32)
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, **overrides: Any) -> Trainer:
@@ -322,6 +349,8 @@ class Trainer:
         trainer = cls(cfg)
         try:
             trainer.load_state_dict(state)
+        except ConfigError:
+            raise
         except (KeyError, RuntimeError, ValueError) as e:
             raise ConfigError(f"{path}: checkpoint does not fit its config ({e})") from e
         return trainer
