@@ -96,7 +96,7 @@ def build_report(
         "Activation order",
         lambda: _activation(study, detail, active_nats, factor_share, summary()),
     )
-    section("traversals", "Traversals", lambda: _traversals(study, detail))
+    section("traversals", "Traversals", lambda: _traversals(study, detail, active_nats))
     section("curves", "Training curves", lambda: _curves(study, max_points))
     section("parallel", "Parallel coordinates", lambda: _parallel(study, metric))
     section("importance", "Hyperparameter importance", lambda: _importance(study, metric))
@@ -112,11 +112,11 @@ def build_report(
 
 
 def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
-    """Per trial with reports: trial_id, status, recon (last row), most_info (its most
+    """Per finished trial: trial_id, status, recon (last row), most_info (its most
     informative latent's ``info_z`` in the last row, NaN if not measured), active (latents
     active at the end by the switch-on rule) and nothing (``switch_on.learned_nothing``:
     reconstruction within ``switch_on.NOTHING_MARGIN`` nats of the mean image)."""
-    t = study.trials[study.trials["n_reports"] > 0]
+    t = study.trials[(study.trials["n_reports"] > 0) & study.trials["status"].isin(fr.DONE)]
     info_cols = [f"info_z{i}" for i in so.latent_columns(t)]
     most = t[info_cols].max(axis=1) if info_cols else pd.Series(np.nan, index=t.index)
     table = so.latent_switch_on(study.curves, active_nats)
@@ -149,10 +149,10 @@ def _warning(table: pd.DataFrame, active_nats: float) -> str:
             "about the input, which the decoder does not use yet)"
         )
     if len(bad) == len(table):
-        head = f"This study learned nothing: every trial ({len(table)}) ended with {what}."
+        head = f"This study learned nothing: every finished trial ({len(table)}) ended with {what}."
     else:
         ids = ", ".join(bad["trial_id"].astype(str)[:12]) + (" …" if len(bad) > 12 else "")
-        head = f"{len(bad)} of {len(table)} trials learned nothing ({ids}): {what}."
+        head = f"{len(bad)} of {len(table)} finished trials learned nothing ({ids}): {what}."
     return (
         f"<div class=warn><b>Warning.</b> {html.escape(head)} Their switch-on points, factor "
         "labels and traversals show no finding. Train longer, or see the README on the "
@@ -218,7 +218,8 @@ def _summary(
     if len(done):
         best = done.loc[done["recon"].idxmin()]
         lines.append(
-            f"Final reconstruction {done['recon'].min():.1f}–{done['recon'].max():.1f} nats "
+            f"Final reconstruction of the finished trials {done['recon'].min():.1f}–"
+            f"{done['recon'].max():.1f} nats "
             f"(best: trial {best['trial_id']}); predicting the mean image costs "
             f"{MEAN_IMAGE_RECON} nats."
         )
@@ -340,10 +341,10 @@ def _activation(
     return "\n".join(out)
 
 
-def _traversals(study: Study, detail: list[str]) -> str:
+def _traversals(study: Study, detail: list[str], active_nats: float) -> str:
     out = []
     for i, tid in enumerate(detail):
-        data = tr.traversal_data(study, tid)
+        data = tr.traversal_data(study, tid, active_nats=active_nats)
         if data is not None:
             out.append(_fig(tr.plot_traversals(data), f"fig-traversals-{i}"))
     return "\n".join(out) or _note("No final checkpoint with traversal images was found.")

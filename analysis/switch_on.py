@@ -131,7 +131,7 @@ def latent_switch_on(
     run_start = last_rise[ends]  # (T, d), -1 when never on
     safe_start = np.where(end_active, run_start, 0)
     label_row = np.where(end_active, next_ok[safe_start, np.arange(d)], n)  # (T, d)
-    labelled = label_row < n
+    labelled = label_row <= ends[:, None]  # never a row of the next trial
     safe_label = np.where(labelled, label_row, 0)
     step = curves["step"].to_numpy(np.float64)
     cap = curves["C"].to_numpy(np.float64) if "C" in curves else np.full(n, np.nan)
@@ -157,7 +157,9 @@ def latent_switch_on(
             "final_kl": kl[ends].ravel(),
         }
     )
-    return out[LATENT_COLUMNS]
+    # a trial with fewer latents than another has all-NaN columns for the rest: not latents
+    has = np.logical_or.reduceat(~np.isnan(info), first_rows, axis=0).ravel()  # (T * d,)
+    return out.loc[has, LATENT_COLUMNS].reset_index(drop=True)
 
 
 def factor_switch_on(curves: pd.DataFrame, share: float = FACTOR_SHARE) -> pd.DataFrame:

@@ -34,7 +34,10 @@ class TraversalData:
 
 
 def traversal_data(
-    study: Study, trial_id: str, max_latents: int | None = None
+    study: Study,
+    trial_id: str,
+    max_latents: int | None = None,
+    active_nats: float = so.ACTIVE_NATS,
 ) -> TraversalData | None:
     """The mosaic of one trial, or None when its final checkpoint has no traversals.
 
@@ -44,8 +47,9 @@ def traversal_data(
     if arrays is None:
         return None
     curve = study.curves[study.curves["trial_id"] == trial_id]
-    table = so.latent_switch_on(curve) if so.has_information(curve) else None
-    return traversal_mosaic(arrays, trial_id, max_latents, table)
+    curve = curve.dropna(axis=1, how="all")
+    table = so.latent_switch_on(curve, active_nats) if so.has_information(curve) else None
+    return traversal_mosaic(arrays, trial_id, max_latents, table, active_nats)
 
 
 def traversal_mosaic(
@@ -53,6 +57,7 @@ def traversal_mosaic(
     trial_id: str = "",
     max_latents: int | None = None,
     latents: pd.DataFrame | None = None,
+    active_nats: float = so.ACTIVE_NATS,
 ) -> TraversalData:
     """Contract arrays (see ``analysis.contract.TRAVERSAL_ARRAYS``) -> one labelled mosaic.
 
@@ -75,7 +80,7 @@ def traversal_mosaic(
                 active[r] = bool(by.at[z, "active"])
     for r in range(len(kl)):  # a checkpoint without rows: activity from its own info
         if active[r] is None and np.isfinite(info[r]):
-            active[r] = bool(info[r] >= so.ACTIVE_NATS)
+            active[r] = bool(info[r] >= active_nats)
     # most informative first; KL orders rows only when information was not measured
     key = np.where(np.isnan(info), -np.inf, info)
     order = np.lexsort((-kl, -key))[:max_latents]

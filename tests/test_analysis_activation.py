@@ -133,3 +133,12 @@ def test_constant_capacity_trials_are_drawn_against_the_step():
     data = activation_data(study, "t1")
     assert data.x == "step"
     assert trial_title(study, "t3") == "trial t3 · gamma=100, seed=0"
+
+
+def test_a_trial_without_its_own_information_rows_is_not_counted():
+    study = _study()
+    cols = [c for c in study.curves.columns if c.startswith("info")]
+    study.curves.loc[study.curves["trial_id"] == "t2", cols] = np.nan  # probe_points=0
+    s = activation_summary_data(study)
+    assert s.counted == ["t1", "t3"]
+    assert "no information columns" in s.excluded.set_index("trial_id").at["t2", "reason"]

@@ -163,3 +163,16 @@ def test_progress_lines_count_active_latents():
 
     row = {"step": 300, "recon": 210.04, "kl": 6.0, "C": 6.0, "info_z0": 2.1, "info_z1": 0.02}
     assert _row(row) == "step 300 recon 210.0 kl 6.00 C 6.00 active 1/2"
+
+
+def test_labels_and_latents_stay_within_their_trial():
+    a = _rows("a", {0: [0.2] * 10})  # active, 0.16 nats about posX: never labelled
+    b = _rows("b", {0: [3.0] * 10}, {0: ["shape"] * 10})
+    b["info_z1"] = 1.0  # b has a second latent; a does not
+    for f in FACTOR_NAMES:
+        b[f"info/z1/{f}"] = 0.0
+    table = so.latent_switch_on(pd.concat([a, b], ignore_index=True))
+    assert table[["trial_id", "latent"]].values.tolist() == [["a", 0], ["b", 0], ["b", 1]]
+    by = table.set_index(["trial_id", "latent"])
+    assert by.at[("a", 0), "factor"] is None and np.isnan(by.at[("a", 0), "label_step"])
+    assert by.at[("b", 0), "factor"] == "shape"

@@ -295,3 +295,28 @@ def test_resume_refuses_a_random_stream_from_another_device(tmp_path):
     torch.save(state, tmp_path / STATE_FILE)
     with pytest.raises(ConfigError, match="random stream comes from another device type"):
         Trainer.from_checkpoint(tmp_path)
+
+
+def test_stopped_during_the_final_evaluation_a_resume_evaluates_and_reports(tmp_path):
+    from trainables.local import prepare, read_rows, train_to_directory
+
+    def stop(final):
+        if final:  # Ctrl-C once the trained weights are checkpointed
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_to_directory(Trainer(small(steps=20)), tmp_path, None, stop)
+    assert [r["step"] for r in read_rows(tmp_path / "metrics.jsonl")] == [10]
+    trainer = prepare(None, tmp_path, resume=True)
+    assert trainer.step == 20 and trainer.pending is not None
+    last = train_to_directory(trainer, tmp_path)
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [10, 20]
+    assert "mig" in rows[-1] and last["recon"] == rows[-1]["recon"]
+    again = Trainer.from_checkpoint(tmp_path / "checkpoints" / "step_0000020")
+    assert again.pending is None  # the final checkpoint was written again, finished
+
+
+def test_beta_objective_rows_carry_no_capacity():
+    rows = rows_of(Trainer(small(steps=20, objective="beta")))
+    assert all(np.isnan(r["C"]) for r in rows)

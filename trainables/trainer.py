@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -109,6 +110,9 @@ class Trainer:
         )
         # probe columns of every row so far: the switch-on rule reads the traversal labels
         self.history: list[dict[str, float]] = []
+        # the last row while the final evaluation runs: a checkpoint written then carries
+        # it, so a resume from there evaluates and reports it instead of doing nothing
+        self.pending: Row | None = None
         self._autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if cfg.precision == "bf16"
@@ -202,7 +206,8 @@ class Trainer:
             "images_seen": self.step * cfg.batch_size,
             "recon": sums[0],
             "kl": sums[1],
-            "C": float(window.mean()),
+            # the beta objective has no capacity: its rows carry none to plot against
+            "C": float(window.mean()) if cfg.objective == "capacity" else math.nan,
             "loss": sums[2],
             "images_per_s": steps * cfg.batch_size / max(seconds, 1e-9),
         }
@@ -240,17 +245,32 @@ class Trainer:
         cfg = self.cfg
         row = None
         self.model.train()
+        if self.pending is not None and self.step >= cfg.steps:  # stopped in the final eval
+            row = self._finish(dict(self.pending), on_report, on_evaluate)
         while self.step < cfg.steps:
             row = self.train_steps(self._next_event() - self.step)
             row.update(self.measure())
-            final = self.step >= cfg.steps
-            if final or (cfg.eval_every and self.step % cfg.eval_every == 0):
+            if self.step >= cfg.steps:
+                row = self._finish(row, on_report, on_evaluate)
+                break
+            if cfg.eval_every and self.step % cfg.eval_every == 0:
                 if on_evaluate is not None:
-                    on_evaluate(final)
-                row.update(self.evaluate(fast=cfg.eval_fast and not final))
-            due = final or bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                    on_evaluate(False)
+                row.update(self.evaluate(fast=cfg.eval_fast))
+            due = bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
             if on_report is not None:
                 on_report(row, due)
+        return row
+
+    def _finish(self, row: Row, on_report: OnReport | None, on_evaluate: OnEvaluate | None) -> Row:
+        """The final evaluation of the last row, then its report (a checkpoint is due)."""
+        self.pending = row
+        if on_evaluate is not None:
+            on_evaluate(True)
+        row.update(self.evaluate(fast=False))
+        self.pending = None
+        if on_report is not None:
+            on_report(row, True)
         return row
 
     # ---- evaluation ---------------------------------------------------------------------
@@ -273,6 +293,7 @@ class Trainer:
             "acc_n": self._acc_n,
             "bad": self._bad.clone(),
             "history": self.history,
+            "pending": self.pending,
             "config": self.cfg.to_dict(),
         }
 
@@ -307,6 +328,7 @@ class Trainer:
         self._acc_n = int(state["acc_n"])
         self._bad.copy_(state["bad"])
         self.history = [dict(h) for h in state.get("history", [])]
+        self.pending = dict(state["pending"]) if state.get("pending") else None
         self._graph = None  # captured again on the loaded tensors
 
     def _adam_flags_from_config(self) -> None:
