@@ -8,12 +8,35 @@ node's processes carry ``NODE_ENV`` in their environment, which tells them apart
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 NODE_ENV = "BETASTUDY_TEST_NODE"
+CACHE_ENV = "BETASTUDY_CACHE"
+
+
+def pytest_configure(config):
+    # The session's own data cache (inherited by its Ray workers): tests never read or
+    # write the user's, and `prerender: auto` never finds a grid it did not build.
+    os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="betastudy-test-cache-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.pop(CACHE_ENV, ""), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def packed_grid():
+    """The real packed grid, built once for the session (about half a minute)."""
+    from trainables import grid
+
+    return grid.load(progress=False)
+
 
 # Tiny trials: a narrow model, a few dozen steps, metrics on 100 points.
 TINY_TRIAL: dict[str, Any] = {

@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
-from trainables import render
+from trainables import grid, render
 
 OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-NUM_IMAGES = math.prod(FACTOR_SIZES)  # 737,280
 
 
 class DataError(ValueError):
@@ -108,40 +107,35 @@ class DSprites:
 
 
 class ProceduralDSprites(DSprites):
-    """Rendered by ``trainables.render`` on the dataset's device.
-
-    With ``prerender`` the whole grid is rendered once, on the device, into a uint8
-    tensor (3 GB): a batch is then one gather instead of ~90 small kernels, which is
-    what lets a CUDA-graphed step run in a few hundred microseconds.
+    """Rendered by ``trainables.render`` on the dataset's device, batch by batch; or, with
+    ``cached``, gathered from the bit-packed grid of ``trainables.grid`` (rendered once per
+    machine and renderer version): one gather and an unpack instead of ~90 small kernels.
+    The images are the same either way.
     """
 
-    def __init__(self, device: torch.device | str = "cpu", prerender: bool = False) -> None:
+    def __init__(self, device: torch.device | str = "cpu", cached: bool = False) -> None:
         super().__init__(device)
-        self._imgs: torch.Tensor | None = None
-        if prerender:
-            self._imgs = torch.empty(
-                (self.num_images, render.IMAGE_SIZE, render.IMAGE_SIZE),
-                dtype=torch.uint8,
-                device=self.device,
-            )
-            chunk = 16_384
-            for start in range(0, self.num_images, chunk):
-                idx = torch.arange(start, min(start + chunk, self.num_images), device=self.device)
-                self._imgs[start : start + chunk] = render.render(self.factors_of(idx), torch.uint8)
+        self._packed: torch.Tensor | None = None
+        if cached:
+            self._packed = torch.from_numpy(grid.load()).to(self.device)  # (N, 512) uint8
+
+    @property
+    def cached(self) -> bool:
+        return self._packed is not None
 
     def images(self, factors: torch.Tensor) -> torch.Tensor:
-        if self._imgs is not None:
+        if self._packed is not None:
             return self.images_at(self.index_of(factors))
         return render.render(factors).unsqueeze(1)
 
     def images_at(self, index: torch.Tensor) -> torch.Tensor:
-        if self._imgs is not None:
-            return self._imgs[index].unsqueeze(1).float()
+        if self._packed is not None:
+            return grid.unpack(self._packed.index_select(0, index))
         return self.images(self.factors_of(index))
 
 
 class NpzDSprites(DSprites):
-    """The official file, held on the device as uint8 (about 3 GB for the full set).
+    """The official file, held on the device bit-packed (360 MiB for the full set).
 
     The factor grid is read from the file's ``latents_classes``, so a smaller file of
     the same layout (every combination once, posY fastest) loads too.
@@ -151,13 +145,14 @@ class NpzDSprites(DSprites):
         imgs, sizes = load_npz(Path(path))
         super().__init__(device, sizes)
         self.path = Path(path)
-        self._imgs = torch.from_numpy(imgs).to(self.device)  # (N, 64, 64) uint8
+        packed = np.packbits(imgs.reshape(len(imgs), -1), axis=1)  # (N, 512), bit 7 first
+        self._packed = torch.from_numpy(packed).to(self.device)
 
     def images(self, factors: torch.Tensor) -> torch.Tensor:
         return self.images_at(self.index_of(factors))
 
     def images_at(self, index: torch.Tensor) -> torch.Tensor:
-        return self._imgs[index].unsqueeze(1).float()
+        return grid.unpack(self._packed.index_select(0, index))
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -201,10 +196,9 @@ def load_npz(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
     return imgs, sizes
 
 
-def load_dataset(
-    data: str, device: torch.device | str = "cpu", prerender: bool = False
-) -> DSprites:
-    """``procedural`` -> ProceduralDSprites, anything else is the path of the official .npz."""
+def load_dataset(data: str, device: torch.device | str = "cpu", cached: bool = False) -> DSprites:
+    """``procedural`` -> ProceduralDSprites (``cached``: from the packed grid), anything else
+    is the path of the official .npz."""
     if data == "procedural":
-        return ProceduralDSprites(device, prerender)
+        return ProceduralDSprites(device, cached)
     return NpzDSprites(data, device)

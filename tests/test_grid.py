@@ -1,0 +1,87 @@
+"""The cached, bit-packed dSprites grid: packing, the cache's keys and lock, and that a
+trial served from it trains bitwise as one that renders every batch (test_trainer)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from trainables import grid, render
+from trainables.data import ProceduralDSprites, factors_of, load_dataset
+
+
+def test_unpack_inverts_pack_in_numpys_bit_order():
+    imgs = (torch.rand(5, 64, 64) < 0.3).to(torch.uint8)
+    packed = grid.pack(imgs)
+    assert packed.shape == (5, grid.ROW_BYTES) and packed.dtype == torch.uint8
+    assert np.array_equal(packed.numpy(), np.packbits(imgs.numpy().reshape(5, -1), axis=1))
+    out = grid.unpack(packed)
+    assert out.shape == (5, 1, 64, 64) and out.dtype == torch.float32
+    assert torch.equal(out[:, 0], imgs.float())
+
+
+def test_the_cache_is_keyed_by_the_renderers_source(monkeypatch, tmp_path):
+    monkeypatch.setenv("BETASTUDY_CACHE", str(tmp_path))
+    path = grid.grid_path()
+    assert path.parent == tmp_path and grid.renderer_version() in path.name
+    monkeypatch.setattr(grid, "renderer_version", lambda: "0123456789ab")
+    assert grid.grid_path() != path  # an edited renderer never serves the old images
+
+
+def test_auto_uses_the_grid_when_cached_or_when_it_pays(monkeypatch, tmp_path):
+    monkeypatch.setenv("BETASTUDY_CACHE", str(tmp_path))
+    assert grid.wanted("on", 1) and not grid.wanted("off", 10**9)
+    assert not grid.wanted("auto", 1000)  # a short trial renders: cheaper than a build
+    assert grid.wanted("auto", grid.NUM_IMAGES)  # it would render the grid's worth anyway
+    grid.grid_path().write_bytes(b"")
+    assert grid.wanted("auto", 1000)  # built already: free
+
+
+def _load_in_child(directory, log):
+    grid.NUM_IMAGES = 1024  # a small grid: the lock is what is tested
+    real = grid.build
+
+    def slow_build(path, progress=True):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # the others arrive while this one builds
+        real(path, progress=False)
+
+    grid.build = slow_build
+    assert grid.load(directory, progress=False).shape == (1024, grid.ROW_BYTES)
+
+
+def test_concurrent_trials_build_the_grid_once(tmp_path):
+    log = tmp_path / "builds.txt"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_load_in_child, args=(tmp_path, log)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len(log.read_text().split()) == 1
+    assert not list(tmp_path.glob("*.tmp"))  # written under a temporary name, then renamed
+
+
+def test_a_damaged_grid_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("BETASTUDY_CACHE", str(tmp_path))
+    np.save(grid.grid_path(), np.zeros((3, 4), np.uint8))
+    with pytest.raises(OSError, match="not a packed dSprites grid; delete it"):
+        grid.load(progress=False)
+
+
+def test_the_cached_grid_holds_the_renderers_images(packed_grid):
+    assert packed_grid.shape == (737_280, 512)
+    data = load_dataset("procedural", "cpu", cached=True)
+    assert isinstance(data, ProceduralDSprites) and data.cached
+    idx = torch.cat(
+        [torch.arange(64), torch.randint(737_280, (2000,)), torch.arange(737_216, 737_280)]
+    )
+    want = render.render(factors_of(idx)).unsqueeze(1)
+    assert torch.equal(data.images_at(idx), want)
