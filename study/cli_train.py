@@ -34,8 +34,9 @@ def train(sets, config_file, out, resume, progress):
     from tqdm import tqdm
 
     from trainables.local import load_config, prepare, train_to_directory
-    from trainables.trainer import TrainingDiverged
+    from trainables.trainer import TrainingDiverged, use_threads
 
+    use_threads()  # the machine's CPUs, or OMP_NUM_THREADS
     overrides = parse_overrides(sets)
     if resume and (out or config_file):
         raise ConfigError("--resume DIR continues DIR; give neither --out nor --config with it")
@@ -114,16 +115,25 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
 
 
 @bench.command("trainer")
-@click.option("--steps", default=200, show_default=True, help="Timed steps per loop.")
+@click.option("--steps", default=400, show_default=True, help="Timed steps per loop.")
+@click.option("--window", default=25, show_default=True, help="Steps per turn of each loop.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="torch threads of both loops [the CPUs]."
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")
-def bench_trainer(steps, batch_size, device, sets):
-    """Images per second: this trainer against a conventional DataLoader loop."""
-    from trainables.bench import compare
+def bench_trainer(steps, window, batch_size, device, threads, sets):
+    """Images per second: this trainer against a conventional DataLoader loop, the two
+    interleaved window by window at the same thread count; medians and their ratio."""
+    import torch
 
+    from trainables.bench import compare
+    from trainables.trainer import use_threads
+
+    torch.set_num_threads(threads) if threads else use_threads()
     overrides = {"batch_size": batch_size, "device": device, **parse_overrides(sets)}
-    for line in compare(steps, overrides):
+    for line in compare(steps, overrides, window):
         click.echo(line)
 
 

@@ -58,7 +58,7 @@ def test_config_file_and_set_merge(tmp_path):
         (["--set", "steps=0"], "steps=0"),
         (["--set", "beta"], "key=value"),
         (["--set", "data=missing.npz"], "no such file"),
-        (["--set", "precision=bf16"], "needs a CUDA device"),
+        (["--set", "cuda_graph=true"], "needs a CUDA device"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, match):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -192,9 +194,7 @@ def test_train_step_never_waits_on_the_host():
 
     for encoder in ("image", "factors"):
         trainer = Trainer(small(encoder=encoder))
-        # Adam's CPU loop reads its step count on the host; on CUDA it is fused (capturable
-        # under a graph), so the optimizer step is left out of the watch.
-        trainer.opt.step = lambda: None
+        trainer._train_step()  # Adam's state exists: the watched step is a steady one
         with Watch() as w:
             trainer._train_step()
         assert not {"aten._local_scalar_dense", "aten.lift_fresh"} & w.seen, w.seen
@@ -222,12 +222,64 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path):
         Trainer.from_checkpoint(tmp_path)
 
 
-@pytest.mark.parametrize("changes", [{"cuda_graph": True}, {"precision": "bf16"}])
-def test_cuda_options_need_cuda(changes):
+def test_cuda_graph_needs_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="needs a CUDA device"):
-        Trainer(small(**changes))
+        Trainer(small(cuda_graph=True))
+
+
+def test_a_trial_from_the_cached_grid_trains_bitwise_as_one_that_renders(packed_grid):
+    cached, rendered = Trainer(small(prerender="on")), Trainer(small(prerender="off"))
+    assert cached.data.cached and not rendered.data.cached
+    assert strip_timing(rows_of(cached)) == strip_timing(rows_of(rendered))
+    assert all(torch.equal(p, q) for p, q in zip(params(cached), params(rendered)))
+
+
+def test_bf16_on_a_cpu_keeps_the_posterior_head_in_fp32():
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(ConfigError, match="no bf16 units"):
+            Trainer(small(precision="bf16"))
+        return
+    trainer = Trainer(small(precision="bf16", steps=40))
+    assert trainer._channels_last  # auto: NHWC measured faster with bf16 on a CPU
+    conv = trainer.model.encoder.conv[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    x = trainer.data.images_at(torch.arange(8))
+    with trainer._autocast:
+        logits, mu, logvar = trainer.model(x, torch.zeros(8, 4))
+    assert logits.dtype == torch.bfloat16  # the convolutions ran in bf16
+    assert mu.dtype == logvar.dtype == torch.float32  # gamma * KL sees fp32 rounding
+    rows = rows_of(trainer)
+    assert rows[-1]["recon"] < rows[0]["recon"] and abs(rows[-1]["kl"] - 5.0) < 5.0
+
+
+def test_channels_last_computes_the_same_step():
+    nchw, nhwc = Trainer(small(channels_last="off")), Trainer(small(channels_last="on"))
+    assert not nchw._channels_last and nhwc._channels_last
+    a, b = nchw.train_steps(5), nhwc.train_steps(5)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)  # other kernels, same math
+    for p, q in zip(params(nchw), params(nhwc)):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
+
+
+def test_adam_is_fused_on_every_device():
+    assert all(g["fused"] for g in Trainer(small()).opt.param_groups)
+
+
+def test_threads_follow_the_cpus_a_trial_was_given(monkeypatch):
+    from trainables.trainer import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert use_threads(3.0) == 3 == torch.get_num_threads()  # Ray's resources.cpu
+        assert use_threads(0.5) == 1  # a fraction of a CPU: one thread
+        assert use_threads() == len(os.sched_getaffinity(0))  # betastudy train: the machine
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert use_threads(4) == 2  # the user's choice wins
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_factor_encoder_at_constant_capacity_opens_a_position_latent():
@@ -320,3 +372,41 @@ def test_stopped_during_the_final_evaluation_a_resume_evaluates_and_reports(tmp_
 def test_beta_objective_rows_carry_no_capacity():
     rows = rows_of(Trainer(small(steps=20, objective="beta")))
     assert all(np.isnan(r["C"]) for r in rows)
+
+
+def test_a_rows_images_per_s_leaves_out_compile_time():
+    trainer = Trainer(small(compile="default"))  # torch.compile wraps lazily: no cost yet
+    calls = []
+
+    def first_call_compiles(*args):
+        if not calls:
+            time.sleep(1.0)  # what compiling costs, and no training step does
+        calls.append(1)
+        return trainer._loss(*args)
+
+    trainer._loss_fn = first_call_compiles
+    row = trainer.train_steps(10)
+    assert row["images_per_s"] > 16 * 9 / 1.0  # the nine steps after it, not the second
+    assert trainer.train_steps(10)["images_per_s"] > 0
+
+
+@pytest.mark.parametrize("burst", [0.0, 1e9])
+def test_rows_read_in_bursts_are_the_rows_read_one_by_one(monkeypatch, burst):
+    """On CUDA the loop reads its rows from the device in bursts (the GPU trains the next
+    window meanwhile); what it reports, and when a checkpoint is due, does not change."""
+    from trainables import trainer as trainer_module
+
+    cfg = small(steps=45, report_every=5, eval_every=20, checkpoint_every=15)
+    one_by_one: list = []
+    Trainer(cfg).run(lambda row, due: one_by_one.append((row, due)))
+    monkeypatch.setattr(trainer_module, "REPORT_SECONDS", burst)
+    deferred = Trainer(cfg)
+    deferred._defer_reads = True
+    seen: list = []
+    deferred.run(lambda row, due: seen.append((row, due, deferred.step)))
+    assert [d for _, d, _ in seen] == [d for _, d in one_by_one]
+    assert strip_timing([r for r, _, _ in seen]) == strip_timing([r for r, _ in one_by_one])
+    # a checkpoint is due only once every row before it is out, at the trainer's own step
+    assert all(step == row["step"] for row, due, step in seen if due)
+    if burst:  # plain rows wait for the next evaluation, checkpoint or the end
+        assert any(step > row["step"] for row, _, step in seen)

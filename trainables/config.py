@@ -72,11 +72,16 @@ class TrialConfig:
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     prerender: str = "auto"
-    """Render the whole procedural grid once on the device (3 GB): `auto` (on CUDA), `on`, `off`."""
+    """Batches from the cached bit-packed grid (trainables.grid, 360 MiB): `on`, `off` (render
+    each batch), `auto` (when cached already or the trial renders more images than it holds)."""
     device: str = "auto"
     """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`."""
     precision: str = "fp32"
-    """`fp32`, or `bf16` autocast (CUDA only)."""
+    """`fp32`, or `bf16` autocast (CUDA, or a CPU with bf16 units); the mean/log-variance
+    head stays fp32."""
+    channels_last: str = "auto"
+    """NHWC memory format for the convolutions: `on`, `off`, `auto` (on CUDA or with bf16,
+    where it is faster; fp32 on a CPU measured slower)."""
     compile: str = "none"
     """torch.compile mode: `none`, `default`, `reduce-overhead` (CUDA graphs), `max-autotune`."""
     cuda_graph: bool = False
@@ -176,7 +181,8 @@ def _validate(c: TrialConfig) -> None:
     _check(c.encoder in ENCODERS, "encoder", c.encoder, f"one of {ENCODERS}")
     _check(c.precision in PRECISIONS, "precision", c.precision, f"one of {PRECISIONS}")
     _check(c.compile in COMPILE_MODES, "compile", c.compile, f"one of {COMPILE_MODES}")
-    _check(c.prerender in ("auto", "on", "off"), "prerender", c.prerender, "auto, on or off")
+    for key in ("prerender", "channels_last"):
+        _check(getattr(c, key) in ("auto", "on", "off"), key, getattr(c, key), "auto, on or off")
     _check(
         not (c.cuda_graph and c.compile in ("reduce-overhead", "max-autotune")),
         "compile",

@@ -15,6 +15,16 @@ from trainables.data import FACTOR_FEATURES
 SIDE = 64  # image side; four stride-2 convolutions take it to 4
 
 
+def fp32_head(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run ``layers``, the last one (the mean/log-variance head) in fp32 even under
+    autocast: the capacity objective multiplies the KL's rounding error by gamma."""
+    *body, head = layers
+    for layer in body:
+        x = layer(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return head(x.float())
+
+
 class ImageEncoder(nn.Module):
     """q(z|x): (B, 1, 64, 64) -> mean, log-variance, each (B, d)."""
 
@@ -35,7 +45,7 @@ class ImageEncoder(nn.Module):
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.fc(self.conv(x)).chunk(2, dim=-1)
+        mu, logvar = fp32_head(self.fc, self.conv(x)).chunk(2, dim=-1)
         return mu, logvar
 
 
@@ -51,7 +61,7 @@ class FactorEncoder(nn.Module):
         )  # fmt: skip
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.net(f).chunk(2, dim=-1)
+        mu, logvar = fp32_head(self.net, f).chunk(2, dim=-1)
         return mu, logvar
 
 

@@ -44,15 +44,22 @@ class Probe:
         self.sizes = list(data.factor_sizes)
 
     @torch.no_grad()
-    def measure(self, encoder: torch.nn.Module) -> dict[str, float]:
+    def encode(self, encoder: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe set's posteriors (mu, logvar), left on the device: no sync."""
         was = encoder.training
         encoder.eval()
         mu, logvar = encoder(self.inputs)
         encoder.train(was)
-        return self.columns(mu.float().cpu().numpy(), logvar.float().cpu().numpy())
+        return mu.float(), logvar.float()
 
-    def columns(self, mu: np.ndarray, logvar: np.ndarray) -> dict[str, float]:
+    def measure(self, encoder: torch.nn.Module) -> dict[str, float]:
+        return self.columns(*self.encode(encoder))
+
+    def columns(
+        self, mu: torch.Tensor | np.ndarray, logvar: torch.Tensor | np.ndarray
+    ) -> dict[str, float]:
         """The probe columns of the results contract from the probe set's posteriors."""
+        mu, logvar = np.asarray(_host(mu)), np.asarray(_host(logvar))
         m = INPUT_INFO_POINTS
         per_latent, joint = input_information(mu[:m], logvar[:m], self.noise[:m])
         z = mu + self.noise * np.exp(0.5 * logvar)  # (n, d) sampled codes
@@ -67,6 +74,10 @@ class Probe:
             for j, f in enumerate(self.names):
                 row[latent_factor_info_key(i, f)] = _short(by_latent[i, j])
         return row
+
+
+def _host(a: torch.Tensor | np.ndarray) -> np.ndarray:
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else a
 
 
 def _short(value: float) -> float:

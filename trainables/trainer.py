@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
+from trainables import grid
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import load_dataset
 from trainables.model import VAE
@@ -29,6 +31,9 @@ from trainables.probe import Probe
 
 Row = dict[str, Any]
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
+# On CUDA, report rows are read from the device in bursts at most this often (seconds):
+# each read waits for the GPU, so reading every row would idle it at every report.
+REPORT_SECONDS = 1.0
 # Config keys a resume may change: length, reporting and the runtime, not the model.
 RESUMABLE = frozenset(
     {"steps", "report_every", "eval_every", "eval_fast", "eval_points", "checkpoint_every",
@@ -64,6 +69,37 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def use_threads(cpus: float | None = None) -> int:
+    """Set torch's intra-op threads to the CPUs a trial was given (``cpus``; None: the
+    CPUs this process may run on) and return the count. Four trials on four cores then
+    run a thread each instead of four each, which on a busy machine is many times
+    faster. OMP_NUM_THREADS, when set, wins: the user chose."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        n = int(os.environ["OMP_NUM_THREADS"])
+    elif cpus is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    else:
+        n = int(cpus)  # a fraction of a CPU runs one thread
+    n = max(1, n or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+@dataclass
+class _Window:
+    """A window of steps whose statistics are still on the device (see Trainer._row)."""
+
+    step: int  # the step at its end
+    span: int  # steps its statistics average over
+    steps: int  # steps its images/s counts (set-up left out)
+    acc: torch.Tensor  # (3 + d,) means of recon, kl, loss and kl per latent
+    bad: torch.Tensor  # first non-finite step so far, or -1
+    seconds: float | None  # its time (CUDA: read from its events in _row)
+    start: torch.cuda.Event | None = None
+    end: torch.cuda.Event | None = None
+    posterior: tuple[torch.Tensor, torch.Tensor] | None = None  # the probe set's mu, logvar
+
+
 class Trainer:
     """Trains one VAE per ``cfg``; ``run`` reports rows of the results contract."""
 
@@ -71,25 +107,33 @@ class Trainer:
         self.cfg = cfg
         self.device = dev = resolve_device(cfg.device)
         cuda = dev.type == "cuda"
-        for key, on in (("precision", cfg.precision == "bf16"), ("cuda_graph", cfg.cuda_graph)):
-            if on and not cuda:
-                raise ConfigError(f"trial config {key}={getattr(cfg, key)!r} needs a CUDA device")
-        prerender = cfg.prerender == "on" or (cfg.prerender == "auto" and cuda)
-        self.data = load_dataset(cfg.data, dev, prerender)
+        if cfg.cuda_graph and not cuda:
+            raise ConfigError(f"trial config cuda_graph={cfg.cuda_graph!r} needs a CUDA device")
+        if cfg.precision == "bf16" and not (cuda or torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            raise ConfigError(
+                "trial config precision='bf16': this CPU has no bf16 units (AVX512-BF16 or "
+                "AMX); use precision=fp32"
+            )
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # the shapes never change: tune once
+        cached = cfg.data == "procedural" and grid.wanted(cfg.prerender, cfg.steps * cfg.batch_size)
+        self.data = load_dataset(cfg.data, dev, cached)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # weights depend on the seed alone
             self.model = VAE(cfg).to(dev)
-        self._fused = cuda or None  # fused Adam where the device has it
+        # NHWC where it measured faster: CUDA, and CPU bf16 (oneDNN); fp32 on a CPU is not
+        self._channels_last = cfg.channels_last == "on" or (
+            cfg.channels_last == "auto" and (cuda or cfg.precision == "bf16")
+        )
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._fused = True  # fused Adam: one kernel (CUDA) or one loop (CPU) for all params
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=cfg.lr, capturable=cfg.cuda_graph, fused=self._fused
         )
-        # Draws the data and the reparameterisation noise. A CUDA graph may only use the
-        # device's default generator, so a graphed trial seeds that one.
-        if cfg.cuda_graph:
-            index = dev.index if dev.index is not None else torch.cuda.current_device()
-            self.gen = torch.cuda.default_generators[index]
-        else:
-            self.gen = torch.Generator(dev)
+        # Draws the data and the reparameterisation noise: the trial's own generator (a
+        # CUDA graph registers it, so two graphed trials never share a stream).
+        self.gen = torch.Generator(dev)
         self.gen.manual_seed(cfg.seed)
         self.c_table = capacity_table(cfg, dev)  # (steps + 1,)
         self._c_host = self.c_table.cpu().numpy()  # for the rows' window means of C
@@ -100,6 +144,8 @@ class Trainer:
         self._acc_n = 0
         self._bad = torch.full((), -1, dtype=torch.long, device=dev)  # first non-finite step
         self._graph: torch.cuda.CUDAGraph | None = None
+        self._compiled = False  # compile / capture done (the set-up a rate leaves out)
+        self._defer_reads = cuda  # read report rows in bursts (see run)
         self._loss_fn = self._loss
         if cfg.compile != "none":  # the pure part only: sampling with a generator stays eager
             self._loss_fn = torch.compile(self._loss, mode=cfg.compile)
@@ -114,7 +160,7 @@ class Trainer:
         # it, so a resume from there evaluates and reports it instead of doing nothing
         self.pending: Row | None = None
         self._autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
+            torch.autocast(dev.type, dtype=torch.bfloat16)
             if cfg.precision == "bf16"
             else contextlib.nullcontext()
         )
@@ -125,6 +171,8 @@ class Trainer:
         cfg, data = self.cfg, self.data
         idx = data.sample_indices(cfg.batch_size, self.gen)  # (B,)
         x = data.images_at(idx)  # (B, 1, 64, 64)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         inputs = x if cfg.encoder == "image" else data.features(data.factors_of(idx))
         noise = torch.randn(cfg.batch_size, cfg.latent_dim, generator=self.gen, device=self.device)
         # index_select, not [tensor]: indexing with a 0-dim tensor reads it on the host
@@ -150,7 +198,13 @@ class Trainer:
         self._step_t.add_(1)
 
     def _capture(self) -> None:
-        """Record one whole train step as a CUDA graph, after a few eager warm-up steps."""
+        """Record one whole train step as a CUDA graph, after a few eager warm-up steps.
+
+        The trial's generator is registered with the graph, so each replay draws fresh
+        numbers from it (and from no other trial's stream). A compiled loss must not
+        recompile while it is captured: capture runs with torch.compile's
+        ``fail_on_recompile`` stance and a recompile becomes a one-line ConfigError.
+        """
         torch.cuda.set_device(self.device)  # graph streams live on the current device
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
@@ -159,24 +213,44 @@ class Trainer:
                 self._train_step()
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(self.gen)
         self.opt.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
-            self._train_step()
+        stance = (
+            torch.compiler.set_stance("fail_on_recompile")
+            if self.cfg.compile != "none"
+            else contextlib.nullcontext()
+        )
+        try:
+            with stance, torch.cuda.graph(graph):
+                self._train_step()
+        except RuntimeError as e:
+            if "recompil" not in str(e).lower():
+                raise
+            raise ConfigError(
+                f"trial config compile={self.cfg.compile!r} recompiled inside the CUDA graph "
+                "capture; use compile=none with cuda_graph=true, or cuda_graph=false"
+            ) from e
         self._graph = graph
 
-    def _advance(self, n: int) -> None:
-        """Take n optimizer steps."""
+    def _set_up(self, n: int) -> int:
+        """One-time set-up at the start of a window of n steps: the eager warm-up and
+        capture of a CUDA graph, or the first (compiling) step of torch.compile. Returns
+        the training steps it took; a row's images/s leaves them and their time out."""
         done = 0
         if self.cfg.cuda_graph and self._graph is None and n > WARMUP_STEPS:
             self._capture()
             done = WARMUP_STEPS
-        for _ in range(n - done):
-            if self._graph is not None:
-                self._graph.replay()
-            else:
-                self._train_step()
-        self.step += n
-        self._acc_n += n
+        elif self.cfg.compile != "none" and not self._compiled and n > 1:
+            self._train_step()
+            done = 1
+        if done:
+            self._compiled = True
+            self._sync()
+        return done
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # time the GPU's work, not the launches
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -189,38 +263,81 @@ class Trainer:
                 nxt.append((s // every + 1) * every)
         return min(nxt)
 
-    def _collect(self, seconds: float, steps: int) -> Row:
-        """Read the accumulated statistics (one device sync) into a contract row."""
+    def _window(self, n: int, probe: bool) -> _Window:
+        """Take n steps and snapshot their statistics (and, with ``probe``, the probe
+        set's posteriors) without waiting for the device: on CUDA the host runs ahead
+        while the GPU trains, and ``_row`` reads the snapshot later."""
+        cuda = self.device.type == "cuda"
+        t0 = time.perf_counter()
+        done = self._set_up(n)
+        t1 = time.perf_counter()
+        start = torch.cuda.Event(enable_timing=True) if cuda else None
+        if start is not None:
+            start.record()
+        for _ in range(n - done):
+            if self._graph is not None:
+                self._graph.replay()
+            else:
+                self._train_step()
+        self.step += n
+        self._acc_n += n  # more than n after a resume from a mid-window checkpoint
+        w = _Window(
+            step=self.step,
+            span=self._acc_n,
+            steps=n - done if n > done else n,
+            acc=self._acc / self._acc_n,
+            bad=self._bad.clone(),
+            seconds=None if cuda else time.perf_counter() - (t1 if n > done else t0),
+            start=start,
+        )
+        self._acc.zero_()
+        self._acc_n = 0
+        if probe and self.probe is not None:
+            w.posterior = self.probe.encode(self.model.encoder)
+        if cuda:
+            # Copies to pinned host memory, queued behind this window and ahead of the
+            # next: once `end` has passed they are readable without waiting for the
+            # stream (a plain .cpu() would wait for every step queued after them too).
+            w.acc, w.bad = (t.to("cpu", non_blocking=True) for t in (w.acc, w.bad))
+            if w.posterior is not None:
+                w.posterior = tuple(t.to("cpu", non_blocking=True) for t in w.posterior)
+            w.end = torch.cuda.Event(enable_timing=True)
+            w.end.record()
+        return w
+
+    def _row(self, w: _Window) -> Row:
+        """The contract row of a window (waits for its snapshot, not for later work)."""
+        if w.end is not None:
+            w.end.synchronize()
+            w.seconds = w.start.elapsed_time(w.end) / 1e3
         cfg = self.cfg
-        sums = (self._acc / max(self._acc_n, 1)).tolist()
-        bad = int(self._bad)
+        sums = w.acc.tolist()
+        bad = int(w.bad)
         if bad >= 0:
             raise TrainingDiverged(bad)
         # steps s in [step - n, step) trained at C(s): the row's C is their mean, like kl
-        window = self._c_host[max(self.step - self._acc_n, 0) : max(self.step, 1)]
-        window = window if window.size else self._c_host[self.step : self.step + 1]
-        self._acc.zero_()
-        self._acc_n = 0
+        window = self._c_host[max(w.step - w.span, 0) : max(w.step, 1)]
+        window = window if window.size else self._c_host[w.step : w.step + 1]
         row: Row = {
-            "step": self.step,
-            "images_seen": self.step * cfg.batch_size,
+            "step": w.step,
+            "images_seen": w.step * cfg.batch_size,
             "recon": sums[0],
             "kl": sums[1],
             # the beta objective has no capacity: its rows carry none to plot against
             "C": float(window.mean()) if cfg.objective == "capacity" else math.nan,
             "loss": sums[2],
-            "images_per_s": steps * cfg.batch_size / max(seconds, 1e-9),
+            "images_per_s": w.steps * cfg.batch_size / max(w.seconds, 1e-9),
         }
         row.update({kl_key(i): v for i, v in enumerate(sums[3:])})
+        if w.posterior is not None:
+            probed = self.probe.columns(*w.posterior)
+            self.history.append({"step": w.step, **probed})
+            row.update(probed)
         return row
 
     def train_steps(self, n: int) -> Row:
-        """Take n steps and return their report row (no evaluation, no callbacks)."""
-        start, t0 = self.step, time.perf_counter()
-        self._advance(n)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # time the GPU's work, not the launches
-        return self._collect(time.perf_counter() - t0, self.step - start)
+        """Take n steps and return their report row (no probe, evaluation or callbacks)."""
+        return self._row(self._window(n, probe=False))
 
     def measure(self) -> Row:
         """The probe columns (what the code tells) of the current model; kept in history."""
@@ -247,19 +364,43 @@ class Trainer:
         self.model.train()
         if self.pending is not None and self.step >= cfg.steps:  # stopped in the final eval
             row = self._finish(dict(self.pending), on_report, on_evaluate)
+        report = on_report or (lambda row, due: None)
+        queue: list[_Window] = []  # windows trained, not yet read (CUDA)
+        flushed = time.perf_counter()
         while self.step < cfg.steps:
-            row = self.train_steps(self._next_event() - self.step)
-            row.update(self.measure())
-            if self.step >= cfg.steps:
+            queue.append(self._window(self._next_event() - self.step, probe=True))
+            s = self.step
+            evaluate = bool(cfg.eval_every and s % cfg.eval_every == 0)
+            due = bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0)
+            if not (s >= cfg.steps or evaluate or due):
+                # A plain report. On a CPU every window is done when it returns: report it.
+                # On CUDA, read the rows in bursts at most every REPORT_SECONDS, all but
+                # the newest, whose steps the GPU is still training meanwhile.
+                if self._defer_reads:
+                    if time.perf_counter() - flushed < REPORT_SECONDS:
+                        continue
+                    ready, queue = queue[:-1], queue[-1:]
+                else:
+                    ready, queue = queue, []
+                for w in ready:
+                    report(self._row(w), False)
+                flushed = time.perf_counter()
+                continue
+            # Evaluation, checkpoint or the end: everything is read, in order, first.
+            *earlier, newest = queue
+            queue = []
+            for w in earlier:
+                report(self._row(w), False)
+            row = self._row(newest)
+            flushed = time.perf_counter()
+            if s >= cfg.steps:
                 row = self._finish(row, on_report, on_evaluate)
                 break
-            if cfg.eval_every and self.step % cfg.eval_every == 0:
+            if evaluate:
                 if on_evaluate is not None:
                     on_evaluate(False)
                 row.update(self.evaluate(fast=cfg.eval_fast))
-            due = bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
-            if on_report is not None:
-                on_report(row, due)
+            report(row, due)
         return row
 
     def _finish(self, row: Row, on_report: OnReport | None, on_evaluate: OnEvaluate | None) -> Row:

@@ -17,10 +17,11 @@ import math
 import tempfile
 from typing import Any
 
+import ray
 from ray import tune
 
 from trainables.config import TrialConfig
-from trainables.trainer import Row, Trainer, TrainingDiverged
+from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
 
 DIVERGED_KEY = "diverged"  # True in the last row of a diverged trial
 ERROR_KEY = "error"  # that row's reason, "TrainingDiverged: non-finite loss at step ..."
@@ -36,6 +37,7 @@ def train(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: train one trial, resuming from Ray's checkpoint."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line a save
     cfg = trial_config(config)
+    use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         trainer = Trainer(cfg)
