@@ -1,10 +1,11 @@
 """Trainer throughput across the speed options, without Ray (runs where only torch is).
 
-    python benchmarks/trainer.py [--steps 2000] [--batch-size 64]
+    python benchmarks/trainer.py [--steps 2000] [--batch-size 64] [--window N]
 
-On CUDA it times fp32 eager, bf16, a CUDA graph of the whole step, and both together,
-each against the conventional DataLoader loop (``betastudy bench trainer`` times one
-configuration). On CPU it times the fp32 eager trainer only.
+Each variant runs interleaved with the conventional DataLoader loop (``betastudy bench
+trainer`` times one configuration). On CUDA: fp32 eager, bf16, torch.compile, a CUDA
+graph of the whole step, and graph + bf16. On a CPU: fp32, and bf16 where the CPU has
+bf16 units (AVX512-BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -23,17 +24,23 @@ from trainables.bench import compare
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--window", type=int, help="steps per turn [25 on a CPU, 200 on CUDA]")
     p.add_argument("--batch-size", type=int, default=64)
     args = p.parse_args()
-    variants = [{}]
+    variants: list[dict] = [{}]
     if torch.cuda.is_available():
         variants += [
             {"precision": "bf16"},
+            {"compile": "default"},
             {"cuda_graph": True},
             {"cuda_graph": True, "precision": "bf16"},
         ]
+    elif torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        variants.append({"precision": "bf16"})
     for v in variants:
-        print("\n".join(compare(args.steps, {"batch_size": args.batch_size, **v})), "\n")
+        window = args.window or (200 if torch.cuda.is_available() else 25)
+        lines = compare(args.steps, {"batch_size": args.batch_size, **v}, window)
+        print("\n".join(lines), "\n")
 
 
 if __name__ == "__main__":
