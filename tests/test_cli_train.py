@@ -105,3 +105,12 @@ def test_resumed_cli_run_equals_a_straight_one(tmp_path):
 def test_bad_input_with_the_progress_bar_is_still_one_line(tmp_path):
     r = CliRunner().invoke(main, ["train", "--set", "bta=1", "--out", str(tmp_path / "t")])
     assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+
+
+def test_an_unwritable_grid_cache_is_bad_input(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("BETASTUDY_CACHE", str(tmp_path / "file" / "cache"))
+    r = train("--set", "prerender=on", "--out", str(tmp_path / "t"))
+    assert r.exit_code == 2, r.output
+    assert "set BETASTUDY_CACHE to a writable directory" in r.output
+    assert r.output.count("\n") == 1 and "Traceback" not in r.output

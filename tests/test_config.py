@@ -27,6 +27,14 @@ def test_from_dict_coerces_strings_and_round_trips(tmp_path):
     assert TrialConfig.load(tmp_path / "c.json") == c2
 
 
+def test_on_and_off_read_by_yaml_as_booleans_stay_on_and_off():
+    sets = parse_overrides(["prerender=on", "channels_last=off"])
+    c = TrialConfig.from_dict(sets)
+    assert (c.prerender, c.channels_last) == ("on", "off")
+    with pytest.raises(ConfigError, match="encoder='on' is out of range"):
+        TrialConfig.from_dict(parse_overrides(["encoder=on"]))
+
+
 @pytest.mark.parametrize(
     ("values", "names"),
     [
@@ -43,6 +51,8 @@ def test_from_dict_coerces_strings_and_round_trips(tmp_path):
         ({"c_schedule": "piecewise", "c_points": [[5, 1], [2, 2]]}, "c_points"),
         ({"device": "tpu"}, "device"),
         ({"precision": "fp8"}, "precision"),
+        ({"channels_last": "maybe"}, "channels_last"),
+        ({"prerender": "always"}, "prerender"),
     ],
 )
 def test_bad_values_name_their_key(values, names):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from trainables import grid, render
-from trainables.data import ProceduralDSprites, factors_of, load_dataset
+from trainables.data import DataError, ProceduralDSprites, factors_of, load_dataset
 
 
 def test_unpack_inverts_pack_in_numpys_bit_order():
@@ -72,8 +72,16 @@ def test_concurrent_trials_build_the_grid_once(tmp_path):
 def test_a_damaged_grid_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("BETASTUDY_CACHE", str(tmp_path))
     np.save(grid.grid_path(), np.zeros((3, 4), np.uint8))
-    with pytest.raises(OSError, match="not a packed dSprites grid; delete it"):
+    with pytest.raises(DataError, match="not a packed dSprites grid; delete it"):
         grid.load(progress=False)
+
+
+def test_a_cache_that_cannot_be_written_is_a_clear_error(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("BETASTUDY_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(DataError, match="set BETASTUDY_CACHE to a writable directory") as e:
+        grid.load(progress=False)
+    assert "\n" not in str(e.value)
 
 
 def test_the_cached_grid_holds_the_renderers_images(packed_grid):

@@ -207,3 +207,10 @@ def test_resource_limits_apply_only_on_this_machine():
     with pytest.raises(SpecError, match="resources.gpu=0.5 is above this machine's 0 GPU"):
         validate(raw, Machine(cpus=2, gpus=0))
     assert validate(raw).trial["device"] == "cuda"  # joining a cluster: its GPUs count
+
+
+def test_a_cpu_study_may_use_bf16_but_not_a_cuda_graph():
+    cpu = Machine(cpus=2, gpus=0)
+    assert validate({"trial": {"precision": "bf16"}}, cpu).trial["precision"] == "bf16"
+    with pytest.raises(SpecError, match="trial.cuda_graph=True needs a GPU"):
+        validate({"trial": {"cuda_graph": True}}, cpu)

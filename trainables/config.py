@@ -155,6 +155,8 @@ def _coerce(key: str, value: Any) -> Any:
                 raise TypeError
             return float(value)
         if kind is str:
+            if isinstance(value, bool):  # YAML 1.1 reads on/off (and yes/no) as booleans
+                return "on" if value else "off"
             if not isinstance(value, str):
                 raise TypeError
             return value

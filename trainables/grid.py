@@ -105,14 +105,23 @@ def load(directory: Path | None = None, progress: bool = True) -> np.ndarray:
     Concurrent trials wait on a lock while one of them builds it. The map is
     copy-on-write, so torch can wrap it without a copy and nothing writes the file.
     """
+    from trainables.data import DataError
+
     path = grid_path(directory)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            if not path.is_file():  # another trial may have built it while we waited
-                build(path, progress)
-    grid = np.load(path, mmap_mode="c")
+    try:
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path.with_name(path.name + ".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                if not path.is_file():  # another trial may have built it while we waited
+                    build(path, progress)
+        grid = np.load(path, mmap_mode="c")
+    except (OSError, ValueError) as e:
+        raise DataError(
+            f"dSprites grid cache {path}: {e.strerror if isinstance(e, OSError) else e}; "
+            "set BETASTUDY_CACHE to a writable directory, delete a damaged file, or "
+            "render every batch with prerender=off"
+        ) from e
     if grid.shape != (NUM_IMAGES, ROW_BYTES) or grid.dtype != np.uint8:
-        raise OSError(f"{path}: not a packed dSprites grid; delete it and it is built again")
+        raise DataError(f"{path}: not a packed dSprites grid; delete it and it is built again")
     return grid
