@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 SMALL = dict(
     device="cuda", batch_size=16, latent_dim=4, channels=8, hidden=32, lr=2e-3,
     report_every=10, eval_every=0, checkpoint_every=0, eval_points=100, probe_points=128,
-    steps=40,
+    steps=40, prerender="off",
 )  # fmt: skip
 
 
@@ -41,7 +41,23 @@ def test_cuda_graph_replays_the_eager_step():
     assert a == pytest.approx(b, rel=1e-3)  # same data, noise and updates
 
 
-def test_two_cuda_graphs_in_one_process_keep_their_own_random_streams():
+@pytest.fixture
+def deterministic(monkeypatch):
+    """cuDNN's deterministic algorithms: runs compared to 1e-5 must not differ by the
+    algorithm benchmark mode happened to pick."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+
+
+def test_cuda_graph_replays_the_eager_step_from_the_cached_grid(packed_grid):
+    eager, graphed = (
+        Trainer(cuda_cfg(prerender="on")),
+        Trainer(cuda_cfg(cuda_graph=True, prerender="on")),
+    )
+    assert graphed.data.cached
+    assert losses(eager) == pytest.approx(losses(graphed), rel=1e-3)
+
+
+def test_two_cuda_graphs_in_one_process_keep_their_own_random_streams(deterministic):
     alone = losses(Trainer(cuda_cfg(cuda_graph=True, seed=1)))
     first, second = Trainer(cuda_cfg(cuda_graph=True, seed=1)), Trainer(cuda_cfg(cuda_graph=True))
     together = []
@@ -51,7 +67,7 @@ def test_two_cuda_graphs_in_one_process_keep_their_own_random_streams():
     assert together == pytest.approx(alone, rel=1e-5)
 
 
-def test_cuda_graph_checkpoint_resumes_exactly(tmp_path):
+def test_cuda_graph_checkpoint_resumes_exactly(tmp_path, deterministic):
     straight = Trainer(cuda_cfg(cuda_graph=True))
     want = losses(straight, 4)
     first = Trainer(cuda_cfg(cuda_graph=True))

@@ -31,8 +31,8 @@ def _strides(sizes: tuple[int, ...]) -> tuple[int, ...]:
 
 def index_of(factors: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
     """(B, 5) factor indices -> (B,) index in the official order (posY varying fastest)."""
-    strides = torch.tensor(_strides(sizes), device=factors.device, dtype=torch.long)
-    return (factors.long() * strides).sum(-1)
+    f = factors.long()  # python-int strides: no host-to-device copy, graph-safe
+    return sum(f[:, i] * s for i, s in enumerate(_strides(sizes)))
 
 
 def factors_of(index: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:

@@ -30,6 +30,16 @@ NUM_IMAGES = math.prod(FACTOR_SIZES)  # 737,280
 ROW_BYTES = render.IMAGE_SIZE * render.IMAGE_SIZE // 8  # 512 bytes per packed image
 CHUNK = 256  # images rendered per call while building
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)  # np.packbits' order: bit 7 first
+_SHIFTS_ON: dict[torch.device, torch.Tensor] = {}
+
+
+def _shifts(device: torch.device) -> torch.Tensor:
+    """The shifts on ``device``, copied there once: a host-to-device copy every batch would
+    wait on the stream, and is not allowed while a CUDA graph is captured (the first
+    call comes from an eager warm-up step)."""
+    if device not in _SHIFTS_ON:
+        _SHIFTS_ON[device] = _SHIFTS.to(device)
+    return _SHIFTS_ON[device]
 
 
 def cache_dir() -> Path:
@@ -52,12 +62,12 @@ def grid_path(directory: Path | None = None) -> Path:
 def pack(images: torch.Tensor) -> torch.Tensor:
     """(B, 64, 64) images in {0, 1} -> (B, 512) uint8, 8 pixels a byte, row-major."""
     bits = images.reshape(images.shape[0], ROW_BYTES, 8).to(torch.uint8)
-    return (bits << _SHIFTS.to(bits.device)).sum(-1, dtype=torch.uint8)
+    return (bits << _shifts(bits.device)).sum(-1, dtype=torch.uint8)
 
 
 def unpack(packed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(B, 512) uint8 -> (B, 1, 64, 64) images in {0, 1} of ``dtype``: the inverse of pack."""
-    bits = (packed.unsqueeze(-1) >> _SHIFTS.to(packed.device)) & 1
+    bits = (packed.unsqueeze(-1) >> _shifts(packed.device)) & 1
     side = render.IMAGE_SIZE
     return bits.view(packed.shape[0], 1, side, side).to(dtype)
 

@@ -115,6 +115,8 @@ class Trainer:
                 "AMX); use precision=fp32"
             )
         if cuda:
+            # the trial's device is the current one: streams, events and graphs live there
+            torch.cuda.set_device(dev)
             torch.backends.cudnn.benchmark = True  # the shapes never change: tune once
         cached = cfg.data == "procedural" and grid.wanted(cfg.prerender, cfg.steps * cfg.batch_size)
         self.data = load_dataset(cfg.data, dev, cached)
@@ -188,7 +190,7 @@ class Trainer:
 
     def _train_step(self) -> None:
         loss, logs = self._forward_loss()
-        self.opt.zero_grad(set_to_none=self._graph is None)
+        self.opt.zero_grad(set_to_none=True)  # under capture: grads in the graph's pool
         loss.backward()
         self.opt.step()
         stats = torch.cat([torch.stack([logs["recon"], logs["kl"], loss]), logs["kl_per_latent"]])
@@ -221,7 +223,7 @@ class Trainer:
             else contextlib.nullcontext()
         )
         try:
-            with stance, torch.cuda.graph(graph):
+            with stance, torch.cuda.graph(graph, stream=side):  # side: on this device
                 self._train_step()
         except RuntimeError as e:
             if "recompil" not in str(e).lower():
@@ -271,9 +273,10 @@ class Trainer:
         t0 = time.perf_counter()
         done = self._set_up(n)
         t1 = time.perf_counter()
+        stream = torch.cuda.current_stream(self.device) if cuda else None
         start = torch.cuda.Event(enable_timing=True) if cuda else None
         if start is not None:
-            start.record()
+            start.record(stream)
         for _ in range(n - done):
             if self._graph is not None:
                 self._graph.replay()
@@ -302,7 +305,7 @@ class Trainer:
             if w.posterior is not None:
                 w.posterior = tuple(t.to("cpu", non_blocking=True) for t in w.posterior)
             w.end = torch.cuda.Event(enable_timing=True)
-            w.end.record()
+            w.end.record(stream)
         return w
 
     def _row(self, w: _Window) -> Row:
