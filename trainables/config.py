@@ -79,9 +79,9 @@ class TrialConfig:
     precision: str = "fp32"
     """`fp32`, or `bf16` autocast (CUDA, or a CPU with bf16 units); the mean/log-variance
     head stays fp32."""
-    channels_last: str = "auto"
-    """NHWC memory format for the convolutions: `on`, `off`, `auto` (on CUDA or with bf16,
-    where it is faster; fp32 on a CPU measured slower)."""
+    channels_last: bool = True
+    """NHWC memory format for the convolutions (faster on CUDA, and on a CPU: +4-8% fp32,
+    +40% bf16, measured interleaved)."""
     compile: str = "none"
     """torch.compile mode: `none`, `default`, `reduce-overhead` (CUDA graphs), `max-autotune`."""
     cuda_graph: bool = False
@@ -183,8 +183,7 @@ def _validate(c: TrialConfig) -> None:
     _check(c.encoder in ENCODERS, "encoder", c.encoder, f"one of {ENCODERS}")
     _check(c.precision in PRECISIONS, "precision", c.precision, f"one of {PRECISIONS}")
     _check(c.compile in COMPILE_MODES, "compile", c.compile, f"one of {COMPILE_MODES}")
-    for key in ("prerender", "channels_last"):
-        _check(getattr(c, key) in ("auto", "on", "off"), key, getattr(c, key), "auto, on or off")
+    _check(c.prerender in ("auto", "on", "off"), "prerender", c.prerender, "auto, on or off")
     _check(
         not (c.cuda_graph and c.compile in ("reduce-overhead", "max-autotune")),
         "compile",

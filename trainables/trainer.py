@@ -123,10 +123,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # weights depend on the seed alone
             self.model = VAE(cfg).to(dev)
-        # NHWC where it measured faster: CUDA, and CPU bf16 (oneDNN); fp32 on a CPU is not
-        self._channels_last = cfg.channels_last == "on" or (
-            cfg.channels_last == "auto" and (cuda or cfg.precision == "bf16")
-        )
+        self._channels_last = cfg.channels_last
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._fused = True  # fused Adam: one kernel (CUDA) or one loop (CPU) for all params
