@@ -142,8 +142,10 @@ def plot_frontier(data: FrontierData) -> go.Figure:
         go.Scatter(
             x=c[f"{x}_mean"].to_numpy(),
             y=c[f"{m}_mean"].to_numpy(),
-            error_x={"array": c[f"{x}_sd"].fillna(0).to_numpy(), "thickness": 1},
-            error_y={"array": c[f"{m}_sd"].fillna(0).to_numpy(), "thickness": 1},
+            # an explicit colour: error bars default to the marker's, which is an array
+            # here (plotly.js: "Invalid color specifier")
+            error_x={"array": c[f"{x}_sd"].fillna(0).to_numpy(), "thickness": 1, "color": "#444"},
+            error_y={"array": c[f"{m}_sd"].fillna(0).to_numpy(), "thickness": 1, "color": "#444"},
             mode="markers",
             name="configurations (mean ± sd)",
             marker=marker,

@@ -26,6 +26,7 @@ from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
 from analysis.contract import MEAN_IMAGE_RECON
+from analysis.export import writable_folder
 from analysis.fs import ReportInputError
 from analysis.load import Study, load_study
 
@@ -61,8 +62,13 @@ def build_report(
     their own activation and traversal figures. ``active_nats`` and ``factor_share``
     are the switch-on thresholds of ``analysis.switch_on``.
     """
+    out = Path(out_path)
+    if out.is_dir():
+        raise ReportInputError(f"-o {out}: a folder; give the path of the HTML file to write")
+    writable_folder(out.parent, f"-o {out}")  # before the study loads: a typo costs nothing
     if not isinstance(study, Study):
         study = load_study(study)
+    _check_params(study, color, grid)
     if study.metrics and metric not in study.metrics:  # nothing reported yet: notes instead
         raise ReportInputError(
             f"metric {metric!r} was not reported by {study.location}; reported: "
@@ -101,7 +107,6 @@ def build_report(
     section("parallel", "Parallel coordinates", lambda: _parallel(study, metric))
     section("importance", "Hyperparameter importance", lambda: _importance(study, metric))
     section("failed", "Trials that did not finish", lambda: _failed(study))
-    out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         warning = _warning(learned_(), active_nats)
@@ -261,6 +266,21 @@ def _frontier(data: fr.FrontierData | None, metric: str) -> str:
         }
     )
     return _fig(fr.plot_frontier(data), "fig-frontier") + "<h3>Pareto front</h3>" + _table(table)
+
+
+def _check_params(study: Study, color: str | None, grid: tuple[str, str] | None) -> None:
+    """``color`` and ``grid`` must name hyperparameters the study varied (one line if not)."""
+    varied = fr.varied_params(study.trials)
+    named = [("--color", color)] if color not in (None, "auto") else []
+    named += [("--grid", g) for g in grid or ()]
+    for flag, name in named:
+        if name not in varied:
+            raise ReportInputError(
+                f"{flag} {name}: not a hyperparameter this study varied; varied: "
+                + (", ".join(varied) or "none")
+            )
+    if grid and grid[0] == grid[1]:
+        raise ReportInputError(f"--grid {grid[0]} {grid[1]}: give two different hyperparameters")
 
 
 def _grid(study: Study, grid: tuple[str, str] | None, metric: str) -> str:

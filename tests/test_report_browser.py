@@ -23,6 +23,15 @@ ARGS = [
 ]
 
 
+def console_problem(message) -> bool:
+    """An error or warning from the page: plotly.js warns through console.trace ("WARN:
+    Invalid color specifier"). Chromium's own notes about its software GL renderer
+    ("GL Driver Message ... GPU stall") come from the browser, not the report."""
+    if "GL Driver Message" in message.text:
+        return False
+    return message.type in ("error", "warning", "assert") or "WARN" in message.text
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
@@ -48,7 +57,12 @@ def test_report_in_headless_chromium(report, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-            page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
+            page.on(
+                "console",
+                lambda m: (
+                    errors.append(f"console {m.type}: {m.text}") if console_problem(m) else None
+                ),
+            )
             page.route("**/*", route)
             page.goto(report.as_uri(), wait_until="load")
             page.wait_for_function(

@@ -110,6 +110,9 @@ def test_export_writes_parquet_and_csv(synthetic_study, tmp_path):
         (["export", "{missing}"], "error: no such study directory"),
         (["report", "{junk}"], "is not a study directory"),
         (["report", "{study}", "--metric", "nope"], "metric 'nope' was not reported"),
+        (["report", "{study}", "--grid", "gamma", "beta"], "--grid beta: not a hyperparameter"),
+        (["report", "{study}", "--grid", "gamma", "gamma"], "give two different"),
+        (["report", "{study}", "--color", "beta"], "--color beta: not a hyperparameter"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, synthetic_study, tmp_path):
@@ -131,3 +134,30 @@ def test_bench_report_prints_figures():
     assert lines[0].startswith("synthetic study: 6 trials x 10 reports")
     assert lines[1].startswith("load ") and " s = " in lines[1]
     assert lines[2].startswith("report.html ") and " MB" in lines[2]
+
+
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_an_output_path_under_a_file_is_one_line_and_exit_2(command, synthetic_study, tmp_path):
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / ("report.html" if command == "report" else "export")
+    result = CliRunner().invoke(main, [command, str(synthetic_study), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'file'} is a file, not a folder" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_folder_as_the_report_file_is_one_line_and_exit_2(synthetic_study, tmp_path):
+    result = CliRunner().invoke(main, ["report", str(synthetic_study), "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "a folder; give the path of the HTML file" in result.output
+
+
+def test_exported_steps_and_counts_stay_integers(synthetic_study, tmp_path):
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(main, ["export", str(synthetic_study), "-o", str(out), "--csv"])
+    assert result.exit_code == 0, result.output
+    trials = pd.read_parquet(out / "trials.parquet")
+    for col in ("last_step", "images_seen", "n_reports"):
+        assert str(trials[col].dtype) in ("Int64", "int64"), (col, trials[col].dtype)
+    curves = pd.read_parquet(out / "curves.parquet")
+    assert str(curves["step"].dtype) in ("Int64", "int64")
+    assert str(pd.read_csv(out / "curves.csv")["step"].dtype) == "int64"  # no "1000.0"
