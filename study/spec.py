@@ -260,7 +260,14 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
         raise SpecError(f"resources.gpu={gpu}: fractions are for less than one GPU")
     if machine is not None:
         if gpu > machine.gpus:
-            raise SpecError(f"resources.gpu={gpu} is above this machine's {machine.gpus} GPU(s)")
+            hint = (
+                "; to train on the CPU instead, add --set resources.gpu=0"
+                if machine.gpus == 0
+                else f"; add --set resources.gpu={machine.gpus} or less"
+            )
+            raise SpecError(
+                f"resources.gpu={gpu} is above this machine's {machine.gpus} GPU(s){hint}"
+            )
         if cpu > machine.cpus:
             raise SpecError(f"resources.cpu={cpu} is above this machine's {machine.cpus} CPU(s)")
     max_failures = _int("max_failures", spec["max_failures"], 0)

@@ -214,3 +214,13 @@ def test_a_cpu_study_may_use_bf16_but_not_a_cuda_graph():
     assert validate({"trial": {"precision": "bf16"}}, cpu).trial["precision"] == "bf16"
     with pytest.raises(SpecError, match="trial.cuda_graph=True needs a GPU"):
         validate({"trial": {"cuda_graph": True}}, cpu)
+
+
+@pytest.mark.parametrize("name", [n for n in preset_names() if n != "quick"])
+def test_a_gpu_preset_on_a_cpu_machine_says_the_exact_set_that_runs_it(name):
+    cpu = Machine(cpus=2, gpus=0)
+    with pytest.raises(SpecError, match="add --set resources.gpu=0$") as e:
+        load_spec(name, machine=cpu)
+    assert "\n" not in str(e.value)
+    spec = load_spec(name, ["resources.gpu=0"], machine=cpu)  # the hint, followed, runs
+    assert spec.trial["device"] == "cpu"
