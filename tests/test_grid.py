@@ -93,3 +93,14 @@ def test_the_cached_grid_holds_the_renderers_images(packed_grid):
     )
     want = render.render(factors_of(idx)).unsqueeze(1)
     assert torch.equal(data.images_at(idx), want)
+
+
+def test_a_build_logged_to_a_file_says_two_lines_not_a_bar(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(grid, "NUM_IMAGES", 1024)  # a small grid: the output is tested
+    grid.load(tmp_path, progress=True)
+    err = capsys.readouterr().err  # not a terminal, as a Ray worker's stderr is not
+    lines = err.splitlines()
+    assert len(lines) == 2 and "\r" not in err
+    assert (
+        lines[0].startswith("rendering the dSprites grid once into") and "rendered in" in lines[1]
+    )

@@ -18,6 +18,7 @@ import hashlib
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +82,18 @@ def build(path: Path, progress: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(NUM_IMAGES, ROW_BYTES))
+    # A bar on a terminal; two plain lines where stderr is a log (a Ray worker's, which
+    # the study driver prints: a bar's carriage returns would flood it)
+    tty = progress and sys.stderr.isatty()
+    if progress and not tty:
+        print(f"rendering the dSprites grid once into {path} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
     bar = tqdm(
         total=NUM_IMAGES,
         desc="rendering the dSprites grid once",
         unit="img",
         unit_scale=True,
-        disable=not progress,
+        disable=not tty,
         file=sys.stderr,
     )
     for start in range(0, NUM_IMAGES, CHUNK):
@@ -95,6 +102,8 @@ def build(path: Path, progress: bool = True) -> None:
         out[start : start + len(idx)] = np.packbits(imgs.reshape(len(idx), -1), axis=1)
         bar.update(len(idx))
     bar.close()
+    if progress and not tty:
+        print(f"rendered in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     out.flush()
     del out
     os.replace(tmp, path)  # atomic: a reader never maps half a grid
