@@ -60,6 +60,9 @@ def connect(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
+    # Ray notes at every start that token auth is on (its default): not a warning. The
+    # warning that it is *off* stays.
+    logging.getLogger(TOKEN_AUTH_LOGGER).addFilter(_not_the_token_auth_note)
     target = address or os.environ.get("RAY_ADDRESS")
     if not target:  # "local": always a fresh Ray here, never a cluster that happens to run
         ray.init(address="local", include_dashboard=False, **quiet)
@@ -72,6 +75,13 @@ def connect(address: str | None = None) -> bool:
         hint = "" if auth else "; a cluster with token auth needs RAY_AUTH_MODE=token"
         raise JoinError(f"cannot join the Ray cluster at {target}: {reason}{hint}") from e
     return True
+
+
+TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _not_the_token_auth_note(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def trainable(spec: Spec):
@@ -92,6 +102,10 @@ def run_config(spec: Spec) -> tune.RunConfig:
 def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, echo: Echo) -> None:
     # a failure's reason is on the progress line and in the summary: no traceback dumps
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # Tune's own output engine prints a configuration table, the results path and a
+    # TensorBoard hint into Ray's session folder whatever `verbose` says; the legacy
+    # reporter at verbose=0 prints nothing, and Progress says what is going on
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # checkpoints of short trials force many state snapshots; Ray warns at every one
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     shown = [Progress(echo, [*spec.space, "seed"])] if progress else []

@@ -263,3 +263,33 @@ def test_bench_study_prints_its_figures(ray_cluster):
     assert "2/2 trials of 8 steps, 1 at a time" in result.output
     assert "driver overhead per trial" in result.output
     assert "trial start-up" in result.output
+
+
+def test_a_run_starts_without_rays_banners(tmp_path):
+    """A fresh `betastudy run` (its own local Ray, as a user starts it): Ray's start-up
+    note on token auth, Tune's configuration table, its results path and its TensorBoard
+    hint into Ray's session folder stay out; betastudy's own lines are there."""
+    import subprocess
+    import sys
+
+    spec = write_spec(tmp_path, tiny_spec(tmp_path / "runs", space={"c_max": [2, 5]}))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AIR_NEW_OUTPUT")}
+    done = subprocess.run(
+        [sys.executable, "-c", "from study.cli import main; main()", "run", spec],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    for banner in (
+        "Token authentication is enabled",
+        "Configuration for experiment",
+        "View detailed results here",
+        "To visualize your results with TensorBoard",
+    ):
+        assert banner not in out, out
+    lines = out.splitlines()
+    assert any(line.startswith("study tiny: 2 trials -> ") for line in lines)
+    assert any(line.startswith("report: ") for line in lines)
