@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from study.cli import BAD_INPUT, bench, main
@@ -33,16 +31,15 @@ def run(spec, sets, resume, address, dry_run, report):
     """
     import yaml
 
+    from study.api import resolve_spec
     from study.runner import resume_study, run_study
-    from study.spec import Machine, load_spec
 
     if resume:
         if spec or sets:
             raise SpecError("--resume DIR continues the study saved in DIR; give no SPEC or --set")
         resume_study(resume, address, echo=click.echo, report=report)
         return
-    joining = bool(address or os.environ.get("RAY_ADDRESS"))
-    study = load_spec(spec, sets, machine=None if joining else Machine.local())
+    study = resolve_spec(spec, sets, address)
     if dry_run:
         click.echo(yaml.safe_dump(study.to_dict(), sort_keys=False).rstrip())
         click.echo(f"# {study.n_trials} trials; valid, nothing started")
