@@ -68,7 +68,7 @@ def activation_data(
 ) -> ActivationData | None:
     """One trial's information histories, switch-on tables and factor order (None when
     its rows carry no information columns, as in studies from before they existed)."""
-    curve = study.curves[study.curves["trial_id"] == trial_id].dropna(axis=1, how="all")
+    curve = so.trial_curve(study.curves, trial_id)
     if not so.has_information(curve):
         return None
     latents = so.latent_switch_on(curve, active_nats)
@@ -325,7 +325,7 @@ def activation_summary_data(
     ]
     ids = list(t.loc[ok, "trial_id"])
     curves = study.curves[study.curves["trial_id"].isin(ids)]
-    info_cols = [f"info_z{i}" for i in so.latent_columns(curves)]
+    info_cols = [info_key(i) for i in so.latent_columns(curves)]
     told = curves[info_cols].notna().any(axis=1) if info_cols else pd.Series(False, curves.index)
     measured = set(curves.loc[told, "trial_id"])  # its own rows carry the information columns
     unmeasured = [i for i in ids if i not in measured]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.fs import ReportInputError
+from analysis.fs import writable_folder
 from analysis.load import Study
 
 # Counts of steps and images: integers, kept integers (nullable where a trial has none)
@@ -25,25 +25,6 @@ def integer_columns(frame: pd.DataFrame) -> pd.DataFrame:
             if np.array_equal(values, values.round()):
                 out[col] = out[col].astype("Int64")
     return out
-
-
-def writable_folder(path: str | os.PathLike, what: str) -> Path:
-    """Create folder ``path`` (and its parents) or raise ReportInputError in one line that
-    starts with ``what`` (the argument as the user gave it, e.g. ``-o FILE/report.html``)."""
-    folder = Path(path)
-    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ReportInputError(
-            f"{what}: {blocker} is a file, not a folder; give a path in a folder"
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ReportInputError(
-            f"{what}: cannot create the folder {path} ({e.strerror}); give a path in a "
-            "folder you can write"
-        ) from e
-    return folder
 
 
 def export_study(study: Study, out_dir: str | os.PathLike, csv: bool = False) -> list[Path]:

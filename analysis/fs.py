@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
 
 class ReportInputError(ValueError):
     """The study directory is missing or is not a study or trial directory."""
+
+
+def writable_folder(path: str | os.PathLike, what: str) -> Path:
+    """Create folder ``path`` (and its parents) or raise ReportInputError in one line that
+    starts with ``what`` (the argument as the user gave it, e.g. ``-o FILE/report.html``)."""
+    folder = Path(path)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ReportInputError(
+            f"{what}: {blocker} is a file, not a folder; give a path in a folder"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportInputError(
+            f"{what}: cannot create the folder {path} ({e.strerror}); give a path in a "
+            "folder you can write"
+        ) from e
+    return folder
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,7 @@ from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
 from analysis.contract import MEAN_IMAGE_RECON
-from analysis.export import writable_folder
-from analysis.fs import ReportInputError
+from analysis.fs import ReportInputError, writable_folder
 from analysis.load import Study, load_study
 
 _CONFIG = {"displaylogo": False, "responsive": True}
@@ -107,7 +106,6 @@ def build_report(
     section("parallel", "Parallel coordinates", lambda: _parallel(study, metric))
     section("importance", "Hyperparameter importance", lambda: _importance(study, metric))
     section("failed", "Trials that did not finish", lambda: _failed(study))
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         warning = _warning(learned_(), active_nats)
     except Exception as e:  # as for a section: the page is still written

@@ -88,6 +88,11 @@ def latent_columns(frame: pd.DataFrame) -> list[int]:
     return sorted(out)
 
 
+def trial_curve(curves: pd.DataFrame, trial_id: str) -> pd.DataFrame:
+    """One trial's rows, without the columns only other trials wrote (more latents)."""
+    return curves[curves["trial_id"] == trial_id].dropna(axis=1, how="all")
+
+
 def has_information(curves: pd.DataFrame) -> bool:
     """Whether the rows carry the information columns this module reads."""
     return bool(latent_columns(curves))

@@ -46,8 +46,7 @@ def traversal_data(
     arrays = study.traversals(trial_id)
     if arrays is None:
         return None
-    curve = study.curves[study.curves["trial_id"] == trial_id]
-    curve = curve.dropna(axis=1, how="all")
+    curve = so.trial_curve(study.curves, trial_id)
     table = so.latent_switch_on(curve, active_nats) if so.has_information(curve) else None
     return traversal_mosaic(arrays, trial_id, max_latents, table, active_nats)
 

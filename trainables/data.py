@@ -145,8 +145,7 @@ class NpzDSprites(DSprites):
         imgs, sizes = load_npz(Path(path))
         super().__init__(device, sizes)
         self.path = Path(path)
-        packed = np.packbits(imgs.reshape(len(imgs), -1), axis=1)  # (N, 512), bit 7 first
-        self._packed = torch.from_numpy(packed).to(self.device)
+        self._packed = grid.pack(torch.from_numpy(imgs)).to(self.device)  # (N, 512)
 
     def images(self, factors: torch.Tensor) -> torch.Tensor:
         return self.images_at(self.index_of(factors))

@@ -30,7 +30,7 @@ from trainables import render
 NUM_IMAGES = math.prod(FACTOR_SIZES)  # 737,280
 ROW_BYTES = render.IMAGE_SIZE * render.IMAGE_SIZE // 8  # 512 bytes per packed image
 CHUNK = 256  # images rendered per call while building
-_SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)  # np.packbits' order: bit 7 first
+_SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)  # unpack: np.packbits' bit 7 first
 _SHIFTS_ON: dict[torch.device, torch.Tensor] = {}
 
 
@@ -61,9 +61,10 @@ def grid_path(directory: Path | None = None) -> Path:
 
 
 def pack(images: torch.Tensor) -> torch.Tensor:
-    """(B, 64, 64) images in {0, 1} -> (B, 512) uint8, 8 pixels a byte, row-major."""
-    bits = images.reshape(images.shape[0], ROW_BYTES, 8).to(torch.uint8)
-    return (bits << _shifts(bits.device)).sum(-1, dtype=torch.uint8)
+    """(B, 64, 64) images in {0, 1} -> (B, 512) uint8 on the CPU, 8 pixels a byte,
+    row-major, bit 7 first (np.packbits)."""
+    flat = images.reshape(images.shape[0], -1).to("cpu", torch.uint8).numpy()
+    return torch.from_numpy(np.packbits(flat, axis=1))
 
 
 def unpack(packed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -98,8 +99,7 @@ def build(path: Path, progress: bool = True) -> None:
     )
     for start in range(0, NUM_IMAGES, CHUNK):
         idx = torch.arange(start, min(start + CHUNK, NUM_IMAGES))
-        imgs = render.render(factors_of(idx), torch.uint8).numpy()
-        out[start : start + len(idx)] = np.packbits(imgs.reshape(len(idx), -1), axis=1)
+        out[start : start + len(idx)] = pack(render.render(factors_of(idx), torch.uint8)).numpy()
         bar.update(len(idx))
     bar.close()
     if progress and not tty:

@@ -31,7 +31,7 @@ INPUT_INFO_POINTS = 512  # I(x; z) bounds use this many probe points (cost ~ n^2
 
 
 class Probe:
-    """A fixed set of ``n`` held-out inputs; ``measure(encoder)`` -> the probe columns."""
+    """A fixed set of ``n`` held-out inputs; ``columns(*encode(encoder))`` -> the probe columns."""
 
     def __init__(self, data: DSprites, encoder_input: str, n: int, seed: int, latents: int):
         rng = np.random.default_rng([seed, PROBE_SEED])
@@ -52,14 +52,11 @@ class Probe:
         encoder.train(was)
         return mu.float(), logvar.float()
 
-    def measure(self, encoder: torch.nn.Module) -> dict[str, float]:
-        return self.columns(*self.encode(encoder))
-
     def columns(
         self, mu: torch.Tensor | np.ndarray, logvar: torch.Tensor | np.ndarray
     ) -> dict[str, float]:
         """The probe columns of the results contract from the probe set's posteriors."""
-        mu, logvar = np.asarray(_host(mu)), np.asarray(_host(logvar))
+        mu, logvar = _host(mu), _host(logvar)
         m = INPUT_INFO_POINTS
         per_latent, joint = input_information(mu[:m], logvar[:m], self.noise[:m])
         z = mu + self.noise * np.exp(0.5 * logvar)  # (n, d) sampled codes
@@ -77,7 +74,7 @@ class Probe:
 
 
 def _host(a: torch.Tensor | np.ndarray) -> np.ndarray:
-    return a.cpu().numpy() if isinstance(a, torch.Tensor) else a
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 def _short(value: float) -> float:

@@ -330,10 +330,14 @@ class Trainer:
         }
         row.update({kl_key(i): v for i, v in enumerate(sums[3:])})
         if w.posterior is not None:
-            probed = self.probe.columns(*w.posterior)
-            self.history.append({"step": w.step, **probed})
-            row.update(probed)
+            row.update(self._probed(w.step, w.posterior))
         return row
+
+    def _probed(self, step: int, posterior: tuple[torch.Tensor, torch.Tensor]) -> Row:
+        """The probe columns of the probe set's posteriors at ``step``; kept in history."""
+        probed = self.probe.columns(*posterior)
+        self.history.append({"step": step, **probed})
+        return probed
 
     def train_steps(self, n: int) -> Row:
         """Take n steps and return their report row (no probe, evaluation or callbacks)."""
@@ -343,9 +347,7 @@ class Trainer:
         """The probe columns (what the code tells) of the current model; kept in history."""
         if self.probe is None:
             return {}
-        row = self.probe.measure(self.model.encoder)
-        self.history.append({"step": self.step, **row})
-        return row
+        return self._probed(self.step, self.probe.encode(self.model.encoder))
 
     def run(
         self, on_report: OnReport | None = None, on_evaluate: OnEvaluate | None = None
@@ -362,9 +364,9 @@ class Trainer:
         cfg = self.cfg
         row = None
         self.model.train()
-        if self.pending is not None and self.step >= cfg.steps:  # stopped in the final eval
-            row = self._finish(dict(self.pending), on_report, on_evaluate)
         report = on_report or (lambda row, due: None)
+        if self.pending is not None and self.step >= cfg.steps:  # stopped in the final eval
+            row = self._finish(dict(self.pending), report, on_evaluate)
         queue: list[_Window] = []  # windows trained, not yet read (CUDA)
         flushed = time.perf_counter()
         while self.step < cfg.steps:
@@ -394,7 +396,7 @@ class Trainer:
             row = self._row(newest)
             flushed = time.perf_counter()
             if s >= cfg.steps:
-                row = self._finish(row, on_report, on_evaluate)
+                row = self._finish(row, report, on_evaluate)
                 break
             if evaluate:
                 if on_evaluate is not None:
@@ -403,15 +405,14 @@ class Trainer:
             report(row, due)
         return row
 
-    def _finish(self, row: Row, on_report: OnReport | None, on_evaluate: OnEvaluate | None) -> Row:
+    def _finish(self, row: Row, report: OnReport, on_evaluate: OnEvaluate | None) -> Row:
         """The final evaluation of the last row, then its report (a checkpoint is due)."""
         self.pending = row
         if on_evaluate is not None:
             on_evaluate(True)
         row.update(self.evaluate(fast=False))
         self.pending = None
-        if on_report is not None:
-            on_report(row, True)
+        report(row, True)
         return row
 
     # ---- evaluation ---------------------------------------------------------------------
