@@ -14,15 +14,17 @@ from trainables.config import TrialConfig
 
 
 def bernoulli_recon(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-log p(x|z) for Bernoulli pixels: summed over pixels, mean over the batch (nats)."""
+    """-log p(x|z) for Bernoulli pixels: summed over pixels, mean over the batch (nats).
+    (B, 1, H, W) -> scalar; leading dimensions (a population's members) are kept."""
     nll = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none")
-    return nll.flatten(1).sum(1).mean()
+    return nll.flatten(-3).sum(-1).mean(-1)
 
 
 def kl_per_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent, mean over the batch: (B, d) -> (d,)."""
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent, mean over the batch: (B, d) -> (d,);
+    leading dimensions (a population's members) are kept."""
     mu, logvar = mu.float(), logvar.float()
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean(0)
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean(-2)
 
 
 def capacity(step: int, cfg: TrialConfig) -> float:
@@ -64,3 +66,24 @@ def vae_loss(
     else:
         loss = recon + cfg.gamma * (kl - c).abs()
     return loss, {"recon": recon, "kl": kl, "kl_per_latent": kl_lat}
+
+
+def schedule_points(cfg: TrialConfig) -> tuple[tuple[int, float], ...]:
+    """Any C schedule as the (step, C) points of a piecewise-linear one (held outside)."""
+    if cfg.c_schedule == "constant":
+        return ((0, cfg.c_max),)
+    if cfg.c_schedule == "linear":
+        return ((0, cfg.c_start), (cfg.c_steps, cfg.c_max))
+    return cfg.c_points
+
+
+def capacity_of_points(step: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """C at each member's step, on the device: step (K,) int, points (K, P, 2) float64
+    (step, C) rows padded by repeating the last -> (K,) float32. The same piecewise-linear
+    function as ``capacity``, evaluated in float64 as Python evaluates that one."""
+    s = step.to(torch.float64).unsqueeze(1)  # (K, 1)
+    s0, s1 = points[:, :-1, 0], points[:, 1:, 0]
+    c0, c1 = points[:, :-1, 1], points[:, 1:, 1]
+    span = torch.where(s1 > s0, s1 - s0, torch.ones_like(s0))  # padding: zero-length
+    frac = ((s - s0) / span).clamp(0.0, 1.0)
+    return (points[:, 0, 1] + ((c1 - c0) * frac).sum(1)).to(torch.float32)

@@ -24,7 +24,7 @@ import torch
 from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
 from trainables import grid
 from trainables.config import ConfigError, TrialConfig
-from trainables.data import load_dataset
+from trainables.data import DSprites, load_dataset
 from trainables.model import VAE
 from trainables.objectives import capacity_table, vae_loss
 from trainables.probe import Probe
@@ -103,7 +103,9 @@ class _Window:
 class Trainer:
     """Trains one VAE per ``cfg``; ``run`` reports rows of the results contract."""
 
-    def __init__(self, cfg: TrialConfig) -> None:
+    def __init__(self, cfg: TrialConfig, data: DSprites | None = None) -> None:
+        """``data``: a dataset already loaded for this device (a population's members
+        share one); by default the trial loads its own."""
         self.cfg = cfg
         self.device = dev = resolve_device(cfg.device)
         cuda = dev.type == "cuda"
@@ -119,7 +121,7 @@ class Trainer:
             torch.cuda.set_device(dev)
             torch.backends.cudnn.benchmark = True  # the shapes never change: tune once
         cached = cfg.data == "procedural" and grid.wanted(cfg.prerender, cfg.steps * cfg.batch_size)
-        self.data = load_dataset(cfg.data, dev, cached)
+        self.data = data if data is not None else load_dataset(cfg.data, dev, cached)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # weights depend on the seed alone
             self.model = VAE(cfg).to(dev)
@@ -488,8 +490,10 @@ class Trainer:
                     st["step"] = st["step"].to(where, torch.float32)
 
     @classmethod
-    def from_checkpoint(cls, directory: str | Path, **overrides: Any) -> Trainer:
-        """Resume exactly where ``save_checkpoint`` left off.
+    def from_checkpoint(
+        cls, directory: str | Path, data: DSprites | None = None, **overrides: Any
+    ) -> Trainer:
+        """Resume exactly where ``save_checkpoint`` left off (``data``: see __init__).
 
         ``overrides`` may change only how long and where the trial runs (RESUMABLE keys);
         anything that changes the model or the random stream would not be a resume.
@@ -510,7 +514,7 @@ class Trainer:
             raise
         except Exception as e:  # unpickling errors of every kind: the file is damaged
             raise ConfigError(f"{path}: cannot read the checkpoint ({type(e).__name__})") from e
-        trainer = cls(cfg)
+        trainer = cls(cfg, data)
         try:
             trainer.load_state_dict(state)
         except ConfigError:

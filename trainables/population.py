@@ -1,0 +1,434 @@
+"""Population training: K trials of one architecture trained together in one process.
+
+A study of many configurations at batch 64 cannot fill a GPU one trial at a time: a step
+is a few hundred small kernels. A population stacks the parameters of K members
+(``torch.func.stack_module_state``) and runs one vmapped forward and backward over all
+of them (vmap turns each convolution into one grouped convolution) and one Adam step.
+
+Members share what makes their tensors the same shape (``ARCHITECTURE``) and differ in
+everything else: objective, beta, gamma, the C schedule, lr, seed, steps, how often
+they report. Per-member hyperparameters are (K,) device tensors; each member's loss is
+its own objective at its own C(step), and Adam's step size and bias correction follow
+each member's own step.
+
+Each member is an ordinary :class:`~trainables.trainer.Trainer` that is not stepped
+itself: the population trains the stacked copy and writes the member's weights, Adam
+state, step and random stream back into it whenever a row, an evaluation or a
+checkpoint needs them. Rows, evaluations, traversals and checkpoints are therefore the
+trainer's own, and a member's checkpoint resumes alone (``betastudy train --resume``) or
+back in a population (``admit``).
+
+Data (``data_mode``): ``own`` (the default) draws each member's batch and noise from
+its own generator, in the order its solo trial draws them, so member k computes what
+its solo trial computes (to float rounding: grouped convolutions sum in another order)
+and its trajectory does not depend on who shares its population. ``shared`` draws one
+batch and one noise draw per step for the whole population from the first member's
+seed (common random numbers: differences between members are then differences of
+configuration, not of data); it saves K-1 gathers a step, and a member resumed alone
+continues with its own stream, not the shared one.
+
+A member whose loss becomes non-finite is frozen at that step (its updates masked with
+``torch.where``; NaN times zero is NaN) and reported failed with its step at its next
+row, while the others go on. A finished or failed member's slot can be refilled with a
+new configuration (``admit``): its weights, Adam state, step and hyperparameters are
+written in place, so the shapes, and any captured graph, stay as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.func import functional_call, stack_module_state
+
+from trainables.config import ConfigError, TrialConfig
+from trainables.data import DSprites, load_dataset
+from trainables import grid
+from trainables.objectives import bernoulli_recon, capacity_of_points, kl_per_latent
+from trainables.objectives import schedule_points
+from trainables.trainer import Row, Trainer, TrainingDiverged, _Window, resolve_device
+
+# Fields every member of a population shares: they fix the shapes of its tensors.
+ARCHITECTURE = (
+    "encoder", "latent_dim", "channels", "hidden", "batch_size", "precision", "data",
+    "device", "channels_last",
+)  # fmt: skip
+DATA_MODES = ("own", "shared")
+# How the K forwards run: ``vmap`` (each convolution one grouped convolution: one kernel
+# for the population, what fills a GPU) or ``loop`` (K ordinary forwards on views of the
+# stacked weights, one autograd graph: on a CPU, whose convolutions are compute-bound,
+# measured faster than vmap's grouped ones); ``auto``: vmap on CUDA, loop on a CPU.
+FORWARDS = ("auto", "vmap", "loop")
+MAX_POINTS = 16  # C-schedule points a member may have (a piecewise schedule's c_points)
+BETAS = (0.9, 0.999)  # Adam's defaults, as the solo trainer uses them
+EPS = 1e-8
+
+OnReport = Callable[[int, Row, bool], None]  # (slot, row, checkpoint_due)
+OnEvaluate = Callable[[int, bool], None]  # (slot, final), before the evaluation
+OnEnd = Callable[[int, Exception | None], None]  # (slot, None or TrainingDiverged)
+
+
+def architecture(cfg: TrialConfig) -> tuple[Any, ...]:
+    """The key that decides which configurations can share a population."""
+    return tuple(getattr(cfg, k) for k in ARCHITECTURE)
+
+
+@dataclass
+class Slot:
+    """One place in the population: the member trainer in it, and how it stands."""
+
+    member: Trainer | None = None
+    acc_n: int = 0  # steps accumulated in the population's statistics since its last row
+    seconds: float = 0.0  # wall time of those steps (the population's)
+    ended: bool = True  # finished, failed or never filled: trains no more
+
+
+class Population:
+    """K members of one architecture (``ARCHITECTURE``), trained in one step."""
+
+    def __init__(
+        self, configs: list[TrialConfig], data_mode: str = "own", forward: str = "auto"
+    ) -> None:
+        if not configs:
+            raise ConfigError("a population needs at least one trial config")
+        if data_mode not in DATA_MODES:
+            raise ConfigError(f"population data_mode={data_mode!r}: one of {DATA_MODES}")
+        first = configs[0]
+        for cfg in configs[1:]:
+            _check_fits(first, cfg)
+        if first.cuda_graph or first.compile != "none":
+            raise ConfigError(
+                "a population runs eager (vmapped) steps; use cuda_graph=false and compile=none"
+            )
+        self.template = first  # the architecture every member shares
+        self.device = dev = resolve_device(first.device)
+        if forward not in FORWARDS:
+            raise ConfigError(f"population forward={forward!r}: one of {FORWARDS}")
+        if forward == "auto":
+            forward = "vmap" if self.device.type == "cuda" else "loop"
+        self.forward = forward
+        self.data_mode = data_mode
+        cached = first.data == "procedural" and grid.wanted(
+            first.prerender, sum(c.steps for c in configs) * first.batch_size
+        )
+        self.data: DSprites = load_dataset(first.data, dev, cached)
+        self.k = k = len(configs)
+        members = [Trainer(cfg, self.data) for cfg in configs]
+        # one template module on the meta device: functional_call runs it on any weights
+        self._base = copy.deepcopy(members[0].model).to("meta")
+        params, _ = stack_module_state([m.model for m in members])
+        self.params = {n: _stacked(p, first.channels_last) for n, p in params.items()}
+        self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        # Adam's step count per member; float64, as torch computes the bias corrections
+        self._adam_step = torch.zeros(k, dtype=torch.float64, device=dev)
+        self.step_t = torch.zeros(k, dtype=torch.long, device=dev)  # each member's step
+        self.alive = torch.zeros(k, dtype=torch.bool, device=dev)  # trains this step
+        self.bad = torch.full((k,), -1, dtype=torch.long, device=dev)  # first non-finite step
+        self.points = torch.zeros(k, MAX_POINTS, 2, dtype=torch.float64, device=dev)
+        self.is_beta = torch.zeros(k, dtype=torch.bool, device=dev)
+        self.beta = torch.zeros(k, device=dev)
+        self.gamma = torch.zeros(k, device=dev)
+        self.lr = torch.zeros(k, dtype=torch.float64, device=dev)
+        d = first.latent_dim
+        self._acc = torch.zeros(k, 3 + d, device=dev)  # sums: recon, kl, loss, kl per latent
+        self.slots = [Slot() for _ in range(k)]
+        self._shared_gen = torch.Generator(dev)
+        self._shared_gen.manual_seed(first.seed)
+        self._autocast = members[0]._autocast
+        for i, m in enumerate(members):
+            self.admit(i, m)
+
+    # ---- members in and out ----------------------------------------------------------
+
+    @property
+    def members(self) -> list[Trainer | None]:
+        return [s.member for s in self.slots]
+
+    def admit(self, slot: int, member: Trainer) -> None:
+        """Put ``member`` (new, or resumed from its checkpoint) into ``slot``, in place:
+        its weights, Adam state, step, random stream and hyperparameters."""
+        cfg = member.cfg
+        _check_fits(self.template, cfg)
+        if member.data is not self.data:
+            member.data = self.data
+        points = schedule_points(cfg)
+        if len(points) > MAX_POINTS:
+            raise ConfigError(
+                f"trial config c_points has {len(points)} points; a population member may "
+                f"have at most {MAX_POINTS}"
+            )
+        padded = list(points) + [points[-1]] * (MAX_POINTS - len(points))
+        with torch.no_grad():
+            model = dict(member.model.named_parameters())
+            state = member.opt.state
+            for name, p in self.params.items():
+                src = model[name]
+                p[slot].copy_(src.detach())
+                st = state.get(src, {})  # empty for a new member: zero moments
+                for moments, key in ((self.exp_avg, "exp_avg"), (self.exp_avg_sq, "exp_avg_sq")):
+                    if key in st:
+                        moments[name][slot].copy_(st[key])
+                    else:
+                        moments[name][slot].zero_()
+            first = next(iter(model.values()))
+            steps = state.get(first, {}).get("step", 0.0)
+            self._adam_step[slot] = float(steps)
+            self.step_t[slot] = member.step
+            self.points[slot] = torch.tensor(padded, dtype=torch.float64)
+            self.is_beta[slot] = cfg.objective == "beta"
+            self.beta[slot] = cfg.beta
+            self.gamma[slot] = cfg.gamma
+            self.lr[slot] = cfg.lr
+            self._acc[slot] = member._acc.to(self.device)
+            self.bad[slot] = member._bad.to(self.device)
+            self.alive[slot] = bool(member.step < cfg.steps and int(member._bad) < 0)
+        self.slots[slot] = Slot(member, member._acc_n, 0.0, ended=member.step >= cfg.steps)
+        if member.pending is not None and member.step >= cfg.steps:
+            self.slots[slot].ended = False  # stopped in its final evaluation: run() ends it
+
+    def sync(self, slot: int) -> Trainer:
+        """Write the slot's stacked state back into its member trainer (weights, Adam
+        state in torch's own layout, step) and return it: ready to be probed, evaluated,
+        checkpointed or resumed alone."""
+        member = self.slots[slot].member
+        assert member is not None
+        with torch.no_grad():
+            steps = self._adam_step[slot].float()
+            for name, p in member.model.named_parameters():
+                p.copy_(self.params[name][slot])
+                if float(steps) > 0:
+                    member.opt.state[p] = {
+                        "step": steps.clone(),
+                        "exp_avg": self.exp_avg[name][slot].clone(),
+                        "exp_avg_sq": self.exp_avg_sq[name][slot].clone(),
+                    }
+        member._step_t.fill_(member.step)
+        return member
+
+    # ---- one step ----------------------------------------------------------------------
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(K, B, ...) inputs and images and (K, B, d) noise, per ``data_mode``."""
+        cfg = self.template
+        b, d, k = cfg.batch_size, cfg.latent_dim, self.k
+        if self.data_mode == "shared":
+            idx = self.data.sample_indices(b, self._shared_gen)
+            noise = torch.randn(b, d, generator=self._shared_gen, device=self.device)
+            idx, noise = idx.repeat(k), noise.expand(k, b, d)
+        else:
+            idxs, noises = [], []
+            for s in self.slots:  # each member's stream, drawn as its solo trial draws it
+                gen = s.member.gen if s.member is not None else self._shared_gen
+                idxs.append(self.data.sample_indices(b, gen))
+                noises.append(torch.randn(b, d, generator=gen, device=self.device))
+            idx, noise = torch.cat(idxs), torch.stack(noises)
+        x = self.data.images_at(idx)  # (K*B, 1, 64, 64)
+        inputs = x if cfg.encoder == "image" else self.data.features(self.data.factors_of(idx))
+        return inputs.unflatten(0, (k, b)), x.unflatten(0, (k, b)), noise
+
+    def _forward(
+        self, inputs: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def one(params, inputs, noise):
+            return functional_call(self._base, params, (inputs, noise))
+
+        with self._autocast:
+            if self.forward == "vmap":
+                return torch.vmap(one)(self.params, inputs, noise)
+            # unbind, not p[k]: its backward stacks the K gradients once, where indexing
+            # would add K full-size zero tensors
+            per_member = {n: p.unbind(0) for n, p in self.params.items()}
+            outs = []
+            for k in range(self.k):
+                x = inputs[k]
+                if self.template.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                outs.append(one({n: ps[k] for n, ps in per_member.items()}, x, noise[k]))
+            return tuple(torch.stack(t) for t in zip(*outs))
+
+    def _train_step(self) -> None:
+        inputs, x, noise = self._batch()
+        logits, mu, logvar = self._forward(inputs, noise)
+        recon = bernoulli_recon(logits, x)  # (K,)
+        kl_lat = kl_per_latent(mu, logvar)  # (K, d)
+        kl = kl_lat.sum(1)
+        c = capacity_of_points(self.step_t, self.points)
+        loss = torch.where(
+            self.is_beta, recon + self.beta * kl, recon + self.gamma * (kl - c).abs()
+        )
+        finite = torch.isfinite(loss.detach())
+        newly_bad = self.alive & ~finite & (self.bad < 0)
+        self.bad.copy_(torch.where(newly_bad, self.step_t + 1, self.bad))
+        update = self.alive & finite  # a member frozen now takes no update from this step
+        for p in self.params.values():
+            p.grad = None
+        torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
+        self._adam(update)
+        stats = torch.cat([torch.stack([recon, kl, loss], 1), kl_lat], 1).detach()
+        self._acc.add_(torch.where(self.alive.unsqueeze(1), stats, torch.zeros_like(stats)))
+        self.alive.copy_(update)
+        self.step_t.add_(update.long())
+
+    @torch.no_grad()
+    def _adam(self, update: torch.Tensor) -> None:
+        """Adam (torch's formula, its defaults) per member: each member's own lr and bias
+        correction; members not in ``update`` keep their weights and moments."""
+        b1, b2 = BETAS
+        t = self._adam_step + update.double()  # the step this update is
+        tt = t.clamp(min=1.0)
+        step_size = (self.lr / (1 - b1**tt)).float()
+        bc2_sqrt = (1 - b2**tt).sqrt().float()
+        for name, p in self.params.items():
+            g = p.grad
+            shape = (self.k,) + (1,) * (p.dim() - 1)
+            keep = update.view(shape)
+            m = torch.where(keep, self.exp_avg[name].lerp(g, 1 - b1), self.exp_avg[name])
+            v = torch.where(keep, self.exp_avg_sq[name] * b2 + (1 - b2) * g * g,
+                            self.exp_avg_sq[name])  # fmt: skip
+            denom = v.sqrt() / bc2_sqrt.view(shape) + EPS
+            new = p - step_size.view(shape) * m / denom
+            p.copy_(torch.where(keep, new, p))
+            self.exp_avg[name].copy_(m)
+            self.exp_avg_sq[name].copy_(v)
+        self._adam_step.copy_(t)
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def _active(self) -> list[int]:
+        return [i for i, s in enumerate(self.slots) if s.member is not None and not s.ended]
+
+    def train_steps(self, n: int) -> float:
+        """Take n population steps; returns their wall time in seconds."""
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self._train_step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - t0
+
+    def run(
+        self,
+        on_report: OnReport | None = None,
+        on_evaluate: OnEvaluate | None = None,
+        on_end: OnEnd | None = None,
+    ) -> None:
+        """Train until every member has ended.
+
+        For each member, ``on_report(slot, row, checkpoint_due)`` and
+        ``on_evaluate(slot, final)`` are called exactly when its solo trial would call
+        them (``Trainer.run``), with the same rows; ``on_end(slot, error)`` when it
+        finishes (``error`` None) or diverges (``error``: the TrainingDiverged naming its
+        step). ``on_end`` may ``admit`` a new member into the freed slot.
+        """
+        report = on_report or (lambda slot, row, due: None)
+        ended = on_end or (lambda slot, error: None)
+        while True:
+            for i in self._active():  # stopped in its final evaluation: finish that first
+                m = self.slots[i].member
+                if m.pending is not None and m.step >= m.cfg.steps:
+                    self._finish(i, dict(m.pending), report, on_evaluate, ended)
+            active = self._active()
+            if not active:
+                return
+            # the next report, evaluation, checkpoint or end of any member (host steps:
+            # every active member takes every step until it ends)
+            n = min(self.slots[i].member._next_event() - self.slots[i].member.step for i in active)
+            seconds = self.train_steps(max(n, 1))
+            for i in active:
+                slot = self.slots[i]
+                slot.member.step += n
+                slot.acc_n += n
+                slot.seconds += seconds
+            for i in active:
+                self._after_window(i, report, on_evaluate, ended)
+
+    def _after_window(
+        self, i: int, report: OnReport, on_evaluate: OnEvaluate | None, ended: OnEnd
+    ) -> None:
+        """Member i's row, evaluation, checkpoint or end, where its step is one."""
+        slot = self.slots[i]
+        member, cfg = slot.member, slot.member.cfg
+        bad, s = int(self.bad[i]), member.step
+        if bad >= 0:  # frozen at that step: fails there, the others go on
+            slot.ended = True
+            self.alive[i] = False
+            ended(i, TrainingDiverged(bad))
+            return
+        if s < cfg.steps and not _is_event(cfg, s):
+            return  # not one of its events: it keeps accumulating
+        w = _Window(
+            step=s,
+            span=slot.acc_n,
+            steps=slot.acc_n,
+            acc=(self._acc[i] / slot.acc_n).detach().cpu(),
+            bad=self.bad[i].cpu(),
+            seconds=slot.seconds,
+        )
+        self._acc[i].zero_()
+        slot.acc_n, slot.seconds = 0, 0.0
+        self.sync(i)
+        if member.probe is not None:
+            w.posterior = member.probe.encode(member.model.encoder)
+        row = member._row(w)
+        if s >= cfg.steps:
+            self._finish(i, row, report, on_evaluate, ended)
+            return
+        if cfg.eval_every and s % cfg.eval_every == 0:
+            if on_evaluate is not None:
+                on_evaluate(i, False)
+            row.update(member.evaluate(fast=cfg.eval_fast))
+        report(i, row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
+
+    def _finish(
+        self, i: int, row: Row, report: OnReport, on_evaluate: OnEvaluate | None, ended: OnEnd
+    ) -> None:
+        """The member's final evaluation and report (Trainer._finish), then its end."""
+        slot = self.slots[i]
+        slot.ended = True
+        self.alive[i] = False
+        slot.member._finish(
+            row,
+            lambda r, due: report(i, r, due),
+            (lambda final: on_evaluate(i, final)) if on_evaluate is not None else None,
+        )
+        ended(i, None)
+
+
+def _stacked(p: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A leaf copy of stacked parameters (K, ...); with ``channels_last`` a convolution's
+    (K, O, I, h, w) weight is laid out so that each member's slice is NHWC, as a solo
+    trial's weights are (one reorder less per convolution and step)."""
+    p = p.detach()
+    if channels_last and p.dim() == 5:
+        k, o, i, h, w = p.shape  # explicit strides: a 1-channel weight is NHWC too
+        q = torch.empty_strided(p.shape, (o * h * w * i, h * w * i, 1, w * i, i), device=p.device)
+        p = q.copy_(p)
+    else:
+        p = p.clone()
+    return p.requires_grad_(True)
+
+
+def _is_event(cfg: TrialConfig, s: int) -> bool:
+    return any(every > 0 and s % every == 0 for every in
+               (cfg.report_every, cfg.eval_every, cfg.checkpoint_every))  # fmt: skip
+
+
+def _check_fits(first: TrialConfig, cfg: TrialConfig) -> None:
+    for key in ARCHITECTURE:
+        a, b = getattr(first, key), getattr(cfg, key)
+        if a != b:
+            raise ConfigError(
+                f"population members must share {key}: {a!r} and {b!r}; put configurations "
+                f"that differ in {', '.join(ARCHITECTURE)} in separate populations"
+            )
+
+
+def population_rate(k: int, batch_size: int, seconds_per_step: float) -> float:
+    """Aggregate images/s of a population of k at ``seconds_per_step``."""
+    return k * batch_size / seconds_per_step if seconds_per_step > 0 else math.inf
