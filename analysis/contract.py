@@ -71,6 +71,18 @@ DONE_FILE = "done.json"  # written when a trial finishes: final row and status
 # Study-level files (``betastudy run``).
 STUDY_SPEC_FILE = "study.yaml"  # the resolved, validated study spec
 OPTUNA_DB_FILE = "optuna.db"  # Optuna's own storage (sqlite) for Optuna studies
+# A packed study (resources.population > 1): each Ray trial trains a population, its
+# config lists the members' trial configs under MEMBERS_KEY, and member j is written to
+# the folder member_dirname(j) inside the trial's, laid out as an unpacked trial's.
+MEMBERS_KEY = "__members"
+
+
+def member_dirname(j: int) -> str:
+    return f"member_{j:03d}"
+
+
+def member_id(population_id: str, j: int) -> str:
+    return f"{population_id}-{j:02d}"
 
 
 def kl_key(i: int) -> str:

@@ -23,10 +23,13 @@ from analysis import rows as _rows
 from analysis.contract import (
     CONFIG_FILE,
     DONE_FILE,
+    MEMBERS_KEY,
     METRICS_FILE,
     OPTUNA_DB_FILE,
     STUDY_SPEC_FILE,
     TRAVERSALS_FILE,
+    member_dirname,
+    member_id,
 )
 from analysis.fs import ReportInputError, StudyFS, join
 
@@ -172,6 +175,9 @@ def _from_experiment_state(text: str) -> list[dict[str, Any]]:
     for trial_json, _metadata_json in json.loads(text)["trial_data"]:
         trial = json.loads(trial_json)
         config = trial.get("config")
+        if isinstance(config, dict) and isinstance(config.get(MEMBERS_KEY), list):
+            out += _members(trial["trial_id"], trial["relative_logdir"], config[MEMBERS_KEY])
+            continue
         out.append(
             {
                 "trial_id": trial["trial_id"],
@@ -181,6 +187,19 @@ def _from_experiment_state(text: str) -> list[dict[str, Any]]:
             }
         )
     return sorted(out, key=lambda e: str(e["trial_id"]))  # Ray keeps no order here
+
+
+def _members(population_id: str, rel: str, configs: list[Any]) -> list[dict[str, Any]]:
+    """A population trial's members (a packed study), each an ordinary trial entry."""
+    return [
+        {
+            "trial_id": member_id(population_id, j),
+            "path": join(rel, member_dirname(j)),
+            "status": None,  # from its rows: a population's status is not its members'
+            "config": config if isinstance(config, dict) else None,
+        }
+        for j, config in enumerate(configs)
+    ]
 
 
 def _relative(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,37 @@ def bench_trainer(steps, window, batch_size, device, threads, sets):
         click.echo(line)
 
 
+@bench.command("population")
+@click.option(
+    "--sizes", default="1,4,16", show_default=True, help="Population sizes K, comma-separated."
+)
+@click.option("--steps", default=4, show_default=True, help="Steps per turn of each side.")
+@click.option("--rounds", default=3, show_default=True, help="Turns of each side.")
+@click.option("--forward", type=click.Choice(["auto", "vmap", "loop"]), default="auto",
+              show_default=True, help="How the population runs its K forwards.")  # fmt: skip
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads [the CPUs].")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")
+def bench_population(sizes, steps, rounds, forward, device, threads, sets):
+    """Aggregate images per second: K trials trained as one population against the same
+    K trained as solo trials one after another (same device, one process, interleaved)."""
+    import torch
+
+    from trainables.bench import population_lines
+    from trainables.trainer import use_threads
+
+    try:
+        ks = [int(k) for k in sizes.split(",") if k.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--sizes {sizes!r}: give population sizes like 1,4,16")
+    torch.set_num_threads(threads) if threads else use_threads()
+    overrides = {"device": device, **parse_overrides(sets)}
+    for line in population_lines(ks, steps, overrides, forward, rounds):
+        click.echo(line)
+
+
 @bench.command("activation")
 @click.option("--seeds", default=4, show_default=True, help="Seeds 0..N-1, one trial each.")
 @click.option("--jobs", default=2, show_default=True, help="Seeds trained at once (one core each).")

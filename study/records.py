@@ -15,10 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.contract import OPTUNA_DB_FILE
+from analysis.contract import MEMBERS_KEY, OPTUNA_DB_FILE, member_dirname, member_id
 from study import storage
 from study.space import to_optuna
 from study.spec import Spec
+from trainables.members import RESULT_FILE
 from trainables.tune import ERROR_KEY
 
 TRIALS_FILE = "trials.json"
@@ -65,11 +66,48 @@ def collect(study_dir: str) -> list[TrialRecord]:
         error = None
         if t.status == "ERROR":
             error = last.get(ERROR_KEY) or _error_line(storage.join(study_dir, rel, ERROR_FILE))
+        if MEMBERS_KEY in t.config:  # a population: its members are the trials
+            records += _members(study_dir, rel, t.trial_id, t.status, t.config[MEMBERS_KEY])
+            continue
         config = {k: v for k, v in t.config.items() if not k.startswith("__")}
         records.append(TrialRecord(t.trial_id, rel, t.status, error, config, last))
-    if all(_GRID_ID.fullmatch(r.trial_id) for r in records):  # grid ids count up
+    if all(_GRID_ID.match(r.trial_id) for r in records):  # grid ids count up
         records.sort(key=lambda r: r.trial_id)
     return records
+
+
+def _members(
+    study_dir: str, rel: str, trial_id: str, status: str, configs: list[dict[str, Any]]
+) -> list[TrialRecord]:
+    """The records of a population trial's members, read from their folders: ended
+    (TERMINATED at its last step, ERROR with its reason) or, while the population runs
+    or after it died, the population's status."""
+    out = []
+    for j, config in enumerate(configs):
+        path = f"{rel}/{member_dirname(j)}"
+        last = _last_row(storage.join(study_dir, path, RESULT_FILE))
+        error = _error_line(storage.join(study_dir, path, ERROR_FILE))
+        if error or last.get(ERROR_KEY):
+            state, error = "ERROR", last.get(ERROR_KEY) or error
+        elif isinstance(last.get("step"), int) and last["step"] >= config.get("steps", 0):
+            state = "TERMINATED"
+        elif status in DONE:  # its population ended (or died) before it finished
+            state = "ERROR"
+            error = _error_line(storage.join(study_dir, rel, ERROR_FILE)) or (
+                "its population stopped before it finished"
+            )
+        else:
+            state = status
+        out.append(TrialRecord(member_id(trial_id, j), path, state, error, dict(config), last))
+    return out
+
+
+def _last_row(location: str) -> dict[str, Any]:
+    try:
+        lines = [ln for ln in storage.read_text(location).splitlines() if ln.strip()]
+        return json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _error_line(location: str) -> str | None:

@@ -34,7 +34,7 @@ from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import Progress
 from study.search import param_space, tune_config
 from study.spec import JoinError, Spec, SpecError, validate
-from trainables.tune import train
+from trainables.tune import train, train_population
 
 CHECKPOINTS_KEPT = 2  # the newest; the final one holds the traversals
 REPORT_FILE = "report.html"
@@ -85,7 +85,8 @@ def _not_the_token_auth_note(record: logging.LogRecord) -> bool:
 
 
 def trainable(spec: Spec):
-    return tune.with_resources(train, {"cpu": spec.cpu, "gpu": spec.gpu})
+    fn = train_population if spec.population > 1 else train
+    return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
 def run_config(spec: Spec) -> tune.RunConfig:
@@ -140,7 +141,7 @@ def run_study(
         _session(spec, callbacks, progress, echo)
         tuner = tune.Tuner(
             trainable(spec),
-            param_space=param_space(spec),
+            param_space=param_space(spec, study_dir),
             tune_config=tune_config(spec),
             run_config=run_config(spec),
         )

@@ -16,17 +16,42 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from study.space import to_optuna, to_tune
+from analysis.contract import MEMBERS_KEY
+from study.space import points, to_optuna, to_tune
 from study.spec import Spec
+from trainables.config import TrialConfig
+from trainables.tune import STUDY_DIR_KEY
 
 
-def param_space(spec: Spec) -> dict[str, Any]:
-    """Ray's param_space: the fixed trial fields, plus the grid axes in a grid study."""
+def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
+    """Ray's param_space: the fixed trial fields, plus the grid axes in a grid study; a
+    packed grid study (resources.population > 1) is a grid over its populations."""
+    if spec.population > 1:
+        return {
+            MEMBERS_KEY: tune.grid_search(populations(spec)),
+            STUDY_DIR_KEY: study_dir,
+        }
     space: dict[str, Any] = dict(spec.trial)
     if spec.mode == "grid":
         space.update({k: to_tune(d) for k, d in spec.space.items()})
         space["seed"] = tune.grid_search(list(spec.seeds))
     return space
+
+
+def populations(spec: Spec) -> list[list[dict[str, Any]]]:
+    """The grid's trials (every point once per seed, in grid order) packed into
+    populations of at most ``spec.population`` members that share an architecture."""
+    from trainables.population import architecture
+
+    groups: dict[tuple[Any, ...], list[list[dict[str, Any]]]] = {}
+    for point in points(spec.space):
+        for seed in spec.seeds:
+            member = {**spec.trial, **point, "seed": seed}
+            packs = groups.setdefault(architecture(TrialConfig.from_dict(member)), [[]])
+            if len(packs[-1]) == spec.population:
+                packs.append([])
+            packs[-1].append(member)
+    return [pack for packs in groups.values() for pack in packs]
 
 
 def tune_config(spec: Spec) -> tune.TuneConfig:

@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
         "max_concurrent": 0,
     },
     "scheduler": None,
-    "resources": {"cpu": 1, "gpu": 0},
+    "resources": {"cpu": 1, "gpu": 0, "population": 1},
     "storage": "runs",
     "checkpoint_every": None,
     "max_failures": 2,
@@ -120,6 +120,7 @@ class Spec:
     gpu: float
     storage: str  # absolute local path or URI
     max_failures: int
+    population: int = 1  # grid configurations trained together in one process (1: apart)
 
     @property
     def checkpoint_every(self) -> int:
@@ -150,7 +151,7 @@ class Spec:
                 "max_concurrent": self.max_concurrent,
             },
             "scheduler": None if sched is None else {"type": "asha", **sched.__dict__},
-            "resources": {"cpu": self.cpu, "gpu": self.gpu},
+            "resources": {"cpu": self.cpu, "gpu": self.gpu, "population": self.population},
             "storage": self.storage,
             "checkpoint_every": self.checkpoint_every,
             "max_failures": self.max_failures,
@@ -282,6 +283,17 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
     scheduler = _scheduler(spec["scheduler"], trial, space)
     if mode == "optuna" and not space:
         raise SpecError("space: an optuna study needs at least one searched field")
+    population = _int("resources.population", res["population"], 1)
+    if population > 1 and mode != "grid":
+        raise SpecError(
+            f"resources.population={population}: populations pack the points of a grid "
+            "study; an optuna study trains its suggestions apart (use population: 1)"
+        )
+    if population > 1 and scheduler is not None:
+        raise SpecError(
+            f"resources.population={population}: the ASHA scheduler stops trials one by "
+            "one and cannot stop a population's members; use scheduler: null or population: 1"
+        )
     return Spec(
         name=name,
         trial=trial,
@@ -297,6 +309,7 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
         gpu=gpu,
         storage=storage,
         max_failures=max_failures,
+        population=population,
     )
 
 

@@ -89,7 +89,9 @@ def test_a_diverging_member_is_frozen_and_the_others_finish():
         assert_rows_close(rows[i], rows_of(Trainer(cfgs[i])))
     # the frozen member took no update: its other weights are where they started
     start = Trainer(cfgs[1]).model.state_dict()
-    torch.testing.assert_close(pop.params["encoder.conv.0.weight"][1], start["encoder.conv.0.weight"])
+    torch.testing.assert_close(
+        pop.params["encoder.conv.0.weight"][1], start["encoder.conv.0.weight"]
+    )
 
 
 def test_a_freed_slot_is_refilled_in_place():

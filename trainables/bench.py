@@ -144,3 +144,55 @@ def _timed(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def population_lines(
+    sizes: list[int], steps: int, overrides: dict[str, Any], forward: str = "auto", rounds: int = 3
+) -> list[str]:
+    """Aggregate images/s of a population of K against its K members trained as solo
+    trials one after another, for each K in ``sizes``: the two take turns, ``steps``
+    steps a turn, ``rounds`` times, in one process; medians and their ratio."""
+    from trainables.population import Population
+
+    cfg = TrialConfig.from_dict(
+        {
+            "eval_every": 0,
+            "checkpoint_every": 0,
+            "probe_points": 0,
+            "prerender": "on",
+            "steps": 1_000_000,
+            **overrides,
+        }  # fmt: skip
+    )
+    dev = resolve_device(cfg.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    lines = [
+        f"device: {name}  threads {torch.get_num_threads()}  batch {cfg.batch_size}  "
+        f"latent_dim {cfg.latent_dim}  encoder {cfg.encoder}  precision {cfg.precision}  "
+        f"{rounds} turns of {steps} steps each, interleaved",
+        f"{'K':>4}  {'forward':>7}  {'population img/s':>17}  {'K solo trials img/s':>20}  ratio",
+    ]
+    for k in sizes:
+        members = [cfg.replace(seed=cfg.seed + i) for i in range(k)]
+        pop = Population(members, forward=forward)
+        solos = [Trainer(c, pop.data) for c in members]
+        pop.train_steps(WARMUP)
+        for t in solos:
+            t.train_steps(WARMUP)
+        together, apart = [], []
+        for _ in range(rounds):
+            together.append(pop.train_steps(steps) / steps)
+            _sync(dev)
+            t0 = time.perf_counter()
+            for t in solos:
+                t.train_steps(steps)
+            _sync(dev)
+            apart.append((time.perf_counter() - t0) / steps)
+        rate_pop = k * cfg.batch_size / statistics.median(together)
+        rate_solo = k * cfg.batch_size / statistics.median(apart)
+        lines.append(
+            f"{k:>4}  {pop.forward:>7}  {rate_pop:>17,.0f}  {rate_solo:>20,.0f}  "
+            f"{rate_pop / rate_solo:.2f}x"
+        )
+        del pop, solos
+    return lines

@@ -46,11 +46,15 @@ from typing import Any
 import torch
 from torch.func import functional_call, stack_module_state
 
+from trainables import grid
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import DSprites, load_dataset
-from trainables import grid
-from trainables.objectives import bernoulli_recon, capacity_of_points, kl_per_latent
-from trainables.objectives import schedule_points
+from trainables.objectives import (
+    bernoulli_recon,
+    capacity_of_points,
+    kl_per_latent,
+    schedule_points,
+)
 from trainables.trainer import Row, Trainer, TrainingDiverged, _Window, resolve_device
 
 # Fields every member of a population shares: they fix the shapes of its tensors.
@@ -191,6 +195,12 @@ class Population:
         self.slots[slot] = Slot(member, member._acc_n, 0.0, ended=member.step >= cfg.steps)
         if member.pending is not None and member.step >= cfg.steps:
             self.slots[slot].ended = False  # stopped in its final evaluation: run() ends it
+
+    def retire(self, slot: int) -> None:
+        """Stop training ``slot`` for good (its member failed in an earlier run)."""
+        self.slots[slot].ended = True
+        with torch.no_grad():
+            self.alive[slot] = False
 
     def sync(self, slot: int) -> Trainer:
         """Write the slot's stacked state back into its member trainer (weights, Adam

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
+import time
 from typing import Any
 
 import ray
 from ray import tune
 
+from analysis.contract import MEMBERS_KEY
 from trainables.config import TrialConfig
 from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
 
 DIVERGED_KEY = "diverged"  # True in the last row of a diverged trial
+STUDY_DIR_KEY = "__study_dir"  # ... and the study directory its members are written to
 ERROR_KEY = "error"  # that row's reason, "TrainingDiverged: non-finite loss at step ..."
 NAN_COLUMNS = ("recon", "kl", "loss")  # NaN in that row: metrics a scheduler may expect
 
@@ -59,6 +63,89 @@ def train(config: dict[str, Any]) -> None:
     except TrainingDiverged as e:
         tune.report(diverged_row(e, cfg))
         raise
+
+
+def train_population(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: a population of trials (``config[MEMBERS_KEY]``)
+    trained together (trainables.population), each member written to its own folder
+    inside this trial's, as an unpacked trial's folder is laid out (result.json,
+    params.json, checkpoint_NNNNNN/, error.txt when it fails), so analysis loads them
+    as ordinary trials. Restarted by Ray, each member resumes from its own newest
+    checkpoint. Tune sees one summary row per report of a member, at most one a second.
+    """
+    from trainables.members import MemberFolder
+    from trainables.population import Population
+
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
+    configs = [TrialConfig.from_dict(m) for m in config[MEMBERS_KEY]]
+    trial_dir = storage_join(
+        config[STUDY_DIR_KEY], os.path.basename(tune.get_context().get_trial_dir())
+    )
+    folders = [MemberFolder.at(trial_dir, j, cfg) for j, cfg in enumerate(configs)]
+    pop = Population(configs)
+    for j, folder in enumerate(folders):
+        if folder.failed:  # it diverged in an earlier run: it would again
+            pop.retire(j)
+            continue
+        resumed = folder.resume(pop.data)
+        if resumed is not None:
+            pop.admit(j, resumed)
+    summary = PopulationSummary(len(configs))
+
+    def on_report(j: int, row: Row, checkpoint_due: bool) -> None:
+        folders[j].add_row(_finite(row))
+        if checkpoint_due:
+            folders[j].checkpoint(pop.members[j])
+        summary.update(j, row)
+
+    def on_end(j: int, error: Exception | None) -> None:
+        if isinstance(error, TrainingDiverged):
+            folders[j].fail(_finite(diverged_row(error, configs[j])))
+        summary.end(j, error)
+
+    pop.run(on_report, on_end=on_end)
+    summary.report(force=True)
+
+
+class PopulationSummary:
+    """The rows a population trial reports to Tune: its members' progress, at most one a
+    second (a scheduler never reads them: packed studies have none)."""
+
+    def __init__(self, k: int, every_s: float = 1.0) -> None:
+        self.k, self.every_s = k, every_s
+        self.last: dict[int, Row] = {}
+        self.ended: dict[int, bool] = {}  # slot -> failed
+        self.sent = 0.0
+
+    def update(self, j: int, row: Row) -> None:
+        self.last[j] = row
+        self.report()
+
+    def end(self, j: int, error: Exception | None) -> None:
+        self.ended[j] = error is not None
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.last or (not force and now - self.sent < self.every_s):
+            return
+        self.sent = now
+        rows = list(self.last.values())
+        tune.report(
+            {
+                "step": max(r["step"] for r in rows),
+                "images_seen": sum(r["images_seen"] for r in rows),
+                "members": self.k,
+                "members_done": sum(not f for f in self.ended.values()),
+                "members_failed": sum(self.ended.values()),
+                "recon": min(r["recon"] for r in rows),  # the best member's, as shown
+                "images_per_s": sum(r["images_per_s"] for r in rows),
+            }
+        )
+
+
+def storage_join(location: str, *parts: str) -> str:
+    return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
 
 def diverged_row(e: TrainingDiverged, cfg: TrialConfig) -> Row:

@@ -1,0 +1,100 @@
+"""Packed studies (resources.population) on the session's real local Ray cluster: the
+members load as ordinary trials, with the numbers their unpacked trials give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from analysis.contract import STATE_FILE, TRAVERSALS_FILE, kl_key
+from analysis.load import load_study
+from study.spec import SpecError, validate
+from tests.conftest import tiny_spec
+from tests.test_study_run import rows, run_cli, trials_json, write_spec
+
+pytestmark = pytest.mark.ray
+
+SMALL_GRID = dict(trial={"eval_every": 20}, space={"gamma": [10.0, 100.0], "c_max": [2.0, 5.0]})
+
+
+def test_a_packed_grid_study_loads_like_the_unpacked_one(small_study_dir, tmp_path):
+    from study.runner import run_study
+
+    spec = validate(
+        tiny_spec(tmp_path, name="packed", resources={"cpu": 1, "population": 4}, **SMALL_GRID)
+    )
+    result = run_study(spec, progress=False, report=False)
+    study_dir = Path(result.study_dir)
+    trials = trials_json(study_dir)
+    assert [t["status"] for t in trials] == ["TERMINATED"] * 4
+    assert len({t["path"].split("/")[0] for t in trials}) == 1  # one population, one Ray trial
+    for t in trials:
+        member = study_dir / t["path"]
+        assert [r["step"] for r in rows(member)] == [10, 20, 30, 40]
+        final = sorted(member.glob("checkpoint_*"))[-1]
+        assert (final / STATE_FILE).is_file() and (final / TRAVERSALS_FILE).is_file()
+
+    packed, apart = load_study(study_dir), load_study(small_study_dir)
+    assert list(packed.trials.columns) == list(apart.trials.columns)
+    assert list(packed.curves.columns) == list(apart.curves.columns)
+    assert packed.metrics == apart.metrics
+    key = ["config/gamma", "config/c_max"]
+
+    def by_config(study, frame):
+        configs = study.trials.set_index("trial_id")[key]
+        return frame.join(configs, on="trial_id").sort_values([*key, "step"], ignore_index=True)
+
+    a, b = by_config(packed, packed.curves), by_config(apart, apart.curves)
+    assert a[[*key, "step"]].equals(b[[*key, "step"]])
+    for col in ("recon", "kl", "C", kl_key(0)):  # each member is its solo trial, to rounding
+        assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-3, abs=1e-3)
+    assert packed.traversals(packed.trials["trial_id"].iloc[0]) is not None
+
+
+def test_a_diverging_member_fails_with_its_reason_while_the_others_finish(ray_cluster, tmp_path):
+    spec = tiny_spec(
+        tmp_path / "runs",
+        name="packed-diverge",
+        trial={"objective": "beta", "beta": 1.0},
+        space={"lr": [2e-3, 0.9]},  # Adam at lr 0.9 blows up within a few steps
+        resources={"cpu": 1, "population": 2},
+    )
+    out = run_cli(write_spec(tmp_path, spec), "--no-report")
+    study_dir = tmp_path / "runs" / "packed-diverge"
+    trials = {t["config"]["lr"]: t for t in trials_json(study_dir)}
+    healthy, bad = trials[2e-3], trials[0.9]
+    assert healthy["status"] == "TERMINATED" and healthy["error"] is None
+    assert bad["status"] == "ERROR"
+    assert bad["error"].startswith("TrainingDiverged: non-finite loss at step ")
+    assert (study_dir / bad["path"] / "error.txt").read_text().startswith("TrainingDiverged")
+    last = rows(study_dir / bad["path"])[-1]
+    assert last["diverged"] is True and last["step"] == bad["last_step"] < 40
+    assert f"failed (1):\n  {bad['trial_id']} (lr=0.9 seed=0): TrainingDiverged" in out
+    loaded = load_study(study_dir).trials.set_index("config/lr")
+    assert loaded.at[0.9, "status"] == "ERROR" and loaded.at[2e-3, "status"] == "TERMINATED"
+
+
+def test_population_is_for_grid_studies_without_a_scheduler(tmp_path):
+    with pytest.raises(SpecError, match="resources.population=4: populations pack"):
+        validate(
+            tiny_spec(
+                tmp_path,
+                space={"gamma": [1.0, 2.0]},
+                search={"mode": "optuna"},
+                resources={"population": 4},
+            )
+        )
+    with pytest.raises(SpecError, match="cannot stop a population's members"):
+        validate(
+            tiny_spec(
+                tmp_path,
+                space={"gamma": [1.0, 2.0]},
+                scheduler={"type": "asha", "metric": "recon", "mode": "min"},
+                resources={"population": 4},
+            )
+        )
+    spec = validate(tiny_spec(tmp_path, space={"gamma": [1.0, 2.0]}, resources={"population": 4}))
+    assert spec.to_dict()["resources"]["population"] == 4
+    assert json.loads(json.dumps(spec.to_dict()))  # study.yaml stays plain data

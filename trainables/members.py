@@ -1,0 +1,142 @@
+"""A population member's folder in a study, laid out as an unpacked trial's folder.
+
+``<trial dir>/member_NNN/``: ``params.json`` (its trial config), ``result.json`` (one
+contract row per line), ``checkpoint_<step>/`` (state.pt, config.json, traversals.npz in
+the final one; the newest ``KEPT`` are kept) and ``error.txt`` when it failed. The study
+directory may be local or behind a URI (pyarrow's file systems, as Ray's storage).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from analysis.contract import STATE_FILE, member_dirname
+from trainables.config import TrialConfig
+from trainables.data import DSprites
+from trainables.trainer import Row, Trainer
+
+PARAMS_FILE, RESULT_FILE, ERROR_FILE = "params.json", "result.json", "error.txt"  # Ray's names
+TIME_KEY = "time_total_s"  # Ray's name
+KEPT = 2  # checkpoints kept per member: the newest (the final one holds the traversals)
+_CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
+
+
+class MemberFolder:
+    """Writes (and on a restart reads back) one member's rows, checkpoints and failure."""
+
+    def __init__(self, fs: pafs.FileSystem, path: str, cfg: TrialConfig) -> None:
+        self.fs, self.path, self.cfg = fs, path.rstrip("/"), cfg
+        self.rows: list[Row] = []
+        self.local = isinstance(fs, pafs.LocalFileSystem)
+        self.started = time.monotonic()
+        self.earlier_s = 0.0  # training time of earlier runs (a restart resumes it)
+
+    @classmethod
+    def at(cls, trial_dir: str, j: int, cfg: TrialConfig) -> MemberFolder:
+        location = f"{trial_dir.rstrip('/')}/{member_dirname(j)}"
+        if "://" in location:
+            fs, path = pafs.FileSystem.from_uri(location)
+        else:
+            fs, path = pafs.LocalFileSystem(), os.path.abspath(location)
+        folder = cls(fs, path, cfg)
+        fs.create_dir(path, recursive=True)
+        folder._write(PARAMS_FILE, json.dumps(cfg.to_dict(), indent=1) + "\n")
+        return folder
+
+    # ---- writing -----------------------------------------------------------------------
+
+    def add_row(self, row: Row) -> None:
+        """Append a row, with its trial's training time so far (Ray's ``time_total_s``,
+        which every row of an unpacked trial carries)."""
+        row = {**row, TIME_KEY: round(self.earlier_s + time.monotonic() - self.started, 3)}
+        self.rows.append(row)
+        if self.local:  # a line at a time, as a solo trial's result.json grows
+            with open(self._p(RESULT_FILE), "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def checkpoint(self, member: Trainer) -> None:
+        """The member's checkpoint at its step (with the rows so far); older ones pruned."""
+        name = f"checkpoint_{member.step:06d}"
+        if self.local:
+            member.save_checkpoint(self._p(name))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                member.save_checkpoint(tmp)
+                self.fs.create_dir(self._p(name), recursive=True)
+                pafs.copy_files(tmp, self._p(name), destination_filesystem=self.fs)
+            self._flush_rows()
+        for old in self._checkpoints()[:-KEPT]:
+            self.fs.delete_dir(self._p(old))
+
+    def fail(self, row: Row) -> None:
+        """The diverged row (it names the reason) and error.txt."""
+        self.add_row(row)
+        if not self.local:
+            self._flush_rows()
+        self._write(ERROR_FILE, f"{row.get('error')}\n")
+
+    # ---- reading back on a restart -----------------------------------------------------
+
+    def resume(self, data: DSprites) -> Trainer | None:
+        """The member at its newest checkpoint (rows after it dropped: they are trained
+        again), or None when it has none. A failed member comes back failed
+        (``failed``)."""
+        ckpts = self._checkpoints()
+        if not ckpts:
+            self._write(RESULT_FILE, "")
+            return None
+        newest = ckpts[-1]
+        if self.local:
+            member = Trainer.from_checkpoint(self._p(newest), data)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                pafs.copy_files(self._p(newest), tmp, source_filesystem=self.fs)
+                member = Trainer.from_checkpoint(tmp, data)
+        self.rows = [r for r in self._read_rows() if r.get("step", 0) <= member.step]
+        self._flush_rows()
+        if self.rows and isinstance(self.rows[-1].get(TIME_KEY), (int, float)):
+            self.earlier_s = float(self.rows[-1][TIME_KEY])
+        return member
+
+    @property
+    def failed(self) -> bool:
+        return self.fs.get_file_info(self._p(ERROR_FILE)).type == pafs.FileType.File
+
+    # ---- files -------------------------------------------------------------------------
+
+    def _p(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def _write(self, name: str, text: str) -> None:
+        with self.fs.open_output_stream(self._p(name)) as f:
+            f.write(text.encode())
+
+    def _flush_rows(self) -> None:
+        self._write(RESULT_FILE, "".join(json.dumps(r) + "\n" for r in self.rows))
+
+    def _read_rows(self) -> list[dict[str, Any]]:
+        try:
+            with self.fs.open_input_stream(self._p(RESULT_FILE)) as f:
+                text = f.readall().decode()
+        except (FileNotFoundError, OSError):
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def _checkpoints(self) -> list[str]:
+        """Checkpoint folders holding a state, oldest first."""
+        found = []
+        for info in self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True)):
+            m = _CHECKPOINT.match(Path(info.path).name)
+            if info.type == pafs.FileType.Directory and m:
+                state = f"{info.path}/{STATE_FILE}"
+                if self.fs.get_file_info(state).type == pafs.FileType.File:
+                    found.append((int(m.group(1)), Path(info.path).name))
+        return [name for _, name in sorted(found)]
