@@ -35,10 +35,11 @@ def population_rows(pop: Population, **callbacks) -> dict[int, list[dict]]:
 
 def assert_rows_close(ours: list[dict], solo: list[dict], rel: float = 1e-4) -> None:
     assert [r["step"] for r in ours] == [r["step"] for r in solo]
+    nan = lambda v: math.nan if v is None else v  # noqa: E731  (JSON's null)
     for a, b in zip(ours, solo):
         for key in COMPARED:
-            if math.isnan(b[key]):
-                assert math.isnan(a[key]), key
+            if math.isnan(nan(b[key])):
+                assert math.isnan(nan(a[key])), key
             else:
                 assert a[key] == pytest.approx(b[key], rel=rel, abs=1e-5), (a["step"], key)
 

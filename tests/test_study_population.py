@@ -98,3 +98,32 @@ def test_population_is_for_grid_studies_without_a_scheduler(tmp_path):
     spec = validate(tiny_spec(tmp_path, space={"gamma": [1.0, 2.0]}, resources={"population": 4}))
     assert spec.to_dict()["resources"]["population"] == 4
     assert json.loads(json.dumps(spec.to_dict()))  # study.yaml stays plain data
+
+
+def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster, tmp_path):
+    from study.runner import run_study
+    from tests.test_population import assert_rows_close
+    from tests.test_study_run import KillAtStep
+    from trainables.config import TrialConfig
+    from trainables.trainer import Trainer
+
+    spec = validate(
+        tiny_spec(
+            tmp_path,
+            name="packed-kill",
+            trial={"objective": "beta"},
+            space={"beta": [1.0, 4.0]},
+            resources={"cpu": 1, "population": 2},
+        )
+    )
+    kill = KillAtStep(20, at_least=True)  # once a member has checkpointed at step 20
+    result = run_study(spec, callbacks=[kill.callback], progress=False, report=False)
+    assert len(kill.killed) == 1
+    assert [r.status for r in result.records] == ["TERMINATED"] * 2
+    for record in result.records:
+        member = Path(result.study_dir) / record.path
+        reported = rows(member)
+        assert [r["step"] for r in reported] == [10, 20, 30, 40]  # no step twice
+        solo = []
+        Trainer(TrialConfig.from_dict(record.config)).run(lambda row, due: solo.append(row))
+        assert_rows_close(reported, solo, rel=1e-3)  # resumed exactly, as if never killed

@@ -122,9 +122,10 @@ def test_optuna_multi_objective_study_with_seed_replicates(ray_cluster, tmp_path
 
 
 class KillAtStep:
-    """Tune callback: SIGKILL a trial's process once, when it reports ``step``."""
+    """Tune callback: SIGKILL a trial's process once, when it reports ``step`` (or, with
+    ``at_least``, the first report at or past it)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, at_least: bool = False) -> None:
         from ray import tune
 
         self.killed: dict[str, int] = {}
@@ -132,7 +133,8 @@ class KillAtStep:
 
         class Kill(tune.Callback):
             def on_trial_result(self, iteration, trials, trial, result, **info):
-                if result["step"] == at and trial.trial_id not in killed:
+                hit = result["step"] >= at if at_least else result["step"] == at
+                if hit and trial.trial_id not in killed:
                     killed[trial.trial_id] = result["pid"]
                     os.kill(result["pid"], signal.SIGKILL)
 
