@@ -142,7 +142,7 @@ def run_study(
         tuner = tune.Tuner(
             trainable(spec),
             param_space=param_space(spec, study_dir),
-            tune_config=tune_config(spec),
+            tune_config=tune_config(spec, study_dir),
             run_config=run_config(spec),
         )
         tuner.fit()

@@ -20,12 +20,15 @@ from analysis.contract import MEMBERS_KEY
 from study.space import points, to_optuna, to_tune
 from study.spec import Spec
 from trainables.config import TrialConfig
-from trainables.tune import STUDY_DIR_KEY
+from trainables.tune import MEMBER_RESULTS_KEY, STUDY_DIR_KEY
 
 
 def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
     """Ray's param_space: the fixed trial fields, plus the grid axes in a grid study; a
-    packed grid study (resources.population > 1) is a grid over its populations."""
+    packed grid study (resources.population > 1) is a grid over its populations, and a
+    packed Optuna study's populations come from its searcher (``PopulationSearch``)."""
+    if spec.population > 1 and spec.mode == "optuna":
+        return {}
     if spec.population > 1:
         return {
             MEMBERS_KEY: tune.grid_search(populations(spec)),
@@ -54,12 +57,19 @@ def populations(spec: Spec) -> list[list[dict[str, Any]]]:
     return [pack for packs in groups.values() for pack in packs]
 
 
-def tune_config(spec: Spec) -> tune.TuneConfig:
-    search = make_searcher(spec) if spec.mode == "optuna" else None
+def tune_config(spec: Spec, study_dir: str = "") -> tune.TuneConfig:
+    search: Searcher | None = None
+    samples = 1
+    if spec.mode == "optuna" and spec.population > 1:
+        search = PopulationSearch(spec, study_dir)
+        samples = search.n_populations
+    elif spec.mode == "optuna":
+        search = make_searcher(spec)
+        samples = spec.num_samples * len(spec.seeds)
     return tune.TuneConfig(
         search_alg=search,
         scheduler=make_scheduler(spec),
-        num_samples=spec.num_samples * len(spec.seeds) if search is not None else 1,
+        num_samples=samples,
         max_concurrent_trials=spec.max_concurrent or None,
         trial_dirname_creator=TrialDirname([*spec.space, "seed"]),
         reuse_actors=True,
@@ -100,6 +110,9 @@ def make_scheduler(spec: Spec) -> TrialScheduler | None:
 
 
 def make_sampler(spec: Spec) -> Any:
+    """The named sampler. TPE with ``constant_liar`` when configurations are asked in
+    batches (a population): the ones still training count as bad guesses, so one batch
+    does not ask the same region K times."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -109,7 +122,7 @@ def make_sampler(spec: Spec) -> Any:
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
     if spec.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=spec.population > 1)
 
 
 def make_searcher(spec: Spec) -> SeedReplicates:
@@ -193,3 +206,79 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+class PopulationSearch(Searcher):
+    """A packed Optuna study: each Ray trial is a population of the configurations that
+    one batch of ``study.ask`` returns, each once per seed (``resources.population``
+    members at most). When a population ends, each of its configurations is told the
+    mean of each objective over its seeds' last rows (the population's last report
+    carries them, ``MEMBER_RESULTS_KEY``), or told failed when no seed reported one.
+    """
+
+    def __init__(self, spec: Spec, study_dir: str) -> None:
+        import optuna
+
+        super().__init__(metric=None, mode=None)
+        self.spec, self.study_dir = spec, study_dir
+        self.per_population = max(1, spec.population // len(spec.seeds))
+        directions = ["minimize" if m == "min" else "maximize" for m in spec.objectives.values()]
+        self.study = optuna.create_study(
+            sampler=make_sampler(spec), directions=directions, study_name=spec.name
+        )
+        self.asked = 0
+        self.numbers: dict[str, list[int]] = {}  # Ray trial id -> its Optuna trial numbers
+
+    @property
+    def n_populations(self) -> int:
+        return -(-self.spec.num_samples // self.per_population)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        spec = self.spec
+        n = min(self.per_population, spec.num_samples - self.asked)
+        if n <= 0:
+            return Searcher.FINISHED
+        dists = {k: to_optuna(d) for k, d in spec.space.items()}
+        asked = [self.study.ask(dists) for _ in range(n)]
+        self.asked += n
+        self.numbers[trial_id] = [t.number for t in asked]
+        members = [{**spec.trial, **t.params, "seed": s} for t in asked for s in spec.seeds]
+        return {MEMBERS_KEY: members, STUDY_DIR_KEY: self.study_dir}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        from optuna.trial import TrialState
+
+        numbers = self.numbers.pop(trial_id, [])
+        finals = (result or {}).get(MEMBER_RESULTS_KEY) or []
+        seeds = len(self.spec.seeds)
+        for i, number in enumerate(numbers):
+            rows = [r for r in finals[i * seeds : (i + 1) * seeds] if isinstance(r, dict)]
+            means = []
+            for metric in self.spec.objectives:
+                got = [v for r in rows if (v := _finite(r.get(metric))) is not None]
+                means.append(sum(got) / len(got) if got else None)
+            if rows and all(v is not None for v in means):
+                self.study.tell(number, means)
+            else:
+                self.study.tell(number, state=TrialState.FAIL)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"study": self.study, "asked": self.asked, "numbers": self.numbers}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.study, self.asked, self.numbers = state["study"], state["asked"], state["numbers"]
+
+    def save(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))

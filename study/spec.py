@@ -284,11 +284,6 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
     if mode == "optuna" and not space:
         raise SpecError("space: an optuna study needs at least one searched field")
     population = _int("resources.population", res["population"], 1)
-    if population > 1 and mode != "grid":
-        raise SpecError(
-            f"resources.population={population}: populations pack the points of a grid "
-            "study; an optuna study trains its suggestions apart (use population: 1)"
-        )
     if population > 1 and scheduler is not None:
         raise SpecError(
             f"resources.population={population}: the ASHA scheduler stops trials one by "

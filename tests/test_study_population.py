@@ -76,16 +76,41 @@ def test_a_diverging_member_fails_with_its_reason_while_the_others_finish(ray_cl
     assert loaded.at[0.9, "status"] == "ERROR" and loaded.at[2e-3, "status"] == "TERMINATED"
 
 
-def test_population_is_for_grid_studies_without_a_scheduler(tmp_path):
-    with pytest.raises(SpecError, match="resources.population=4: populations pack"):
-        validate(
-            tiny_spec(
-                tmp_path,
-                space={"gamma": [1.0, 2.0]},
-                search={"mode": "optuna"},
-                resources={"population": 4},
-            )
-        )
+def test_a_packed_optuna_study_asks_in_batches_and_tells_the_seed_means(ray_cluster, tmp_path):
+    import optuna
+
+    from analysis.contract import OPTUNA_DB_FILE
+
+    spec = tiny_spec(
+        tmp_path / "runs",
+        name="packed-mo",
+        trial={"steps": 30},
+        space={"c_max": {"uniform": [1, 10]}, "gamma": {"loguniform": [10, 1000]}},
+        seeds=2,
+        search={"mode": "optuna", "objectives": {"recon": "min", "mig": "max"}, "num_samples": 3},
+        resources={"cpu": 1, "population": 4},  # two configurations x two seeds a population
+    )
+    run_cli(write_spec(tmp_path, spec), "--no-report")
+    study_dir = tmp_path / "runs" / "packed-mo"
+    trials = trials_json(study_dir)
+    assert [t["status"] for t in trials] == ["TERMINATED"] * 6
+    assert len({t["path"].split("/")[0] for t in trials}) == 2  # populations of 4 and 2
+    by_config: dict[tuple, list[dict]] = {}
+    for t in trials:
+        by_config.setdefault((t["config"]["c_max"], t["config"]["gamma"]), []).append(t)
+    assert len(by_config) == 3
+    assert all(sorted(t["config"]["seed"] for t in g) == [0, 1] for g in by_config.values())
+    study = optuna.load_study(
+        study_name="packed-mo", storage=f"sqlite:///{study_dir / OPTUNA_DB_FILE}"
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    for ot in study.trials:
+        finals = [rows(study_dir / t["path"])[-1] for t in by_config[tuple(ot.params.values())]]
+        assert ot.values[0] == pytest.approx(sum(r["recon"] for r in finals) / 2)
+        assert ot.values[1] == pytest.approx(sum(r["mig"] for r in finals) / 2)
+
+
+def test_a_population_cannot_take_a_scheduler(tmp_path):
     with pytest.raises(SpecError, match="cannot stop a population's members"):
         validate(
             tiny_spec(
@@ -103,6 +128,7 @@ def test_population_is_for_grid_studies_without_a_scheduler(tmp_path):
 def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster, tmp_path):
     from study.runner import run_study
     from tests.test_population import assert_rows_close
+    from tests.test_trainer import rows_of
     from tests.test_study_run import KillAtStep
     from trainables.config import TrialConfig
     from trainables.trainer import Trainer
@@ -124,6 +150,5 @@ def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster
         member = Path(result.study_dir) / record.path
         reported = rows(member)
         assert [r["step"] for r in reported] == [10, 20, 30, 40]  # no step twice
-        solo = []
-        Trainer(TrialConfig.from_dict(record.config)).run(lambda row, due: solo.append(row))
+        solo = rows_of(Trainer(TrialConfig.from_dict(record.config)))
         assert_rows_close(reported, solo, rel=1e-3)  # resumed exactly, as if never killed

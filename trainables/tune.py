@@ -27,6 +27,7 @@ from trainables.config import TrialConfig
 from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
 
 DIVERGED_KEY = "diverged"  # True in the last row of a diverged trial
+MEMBER_RESULTS_KEY = "member_results"  # a population's last row: each member's last row
 STUDY_DIR_KEY = "__study_dir"  # ... and the study directory its members are written to
 ERROR_KEY = "error"  # that row's reason, "TrainingDiverged: non-finite loss at step ..."
 NAN_COLUMNS = ("recon", "kl", "loss")  # NaN in that row: metrics a scheduler may expect
@@ -105,7 +106,7 @@ def train_population(config: dict[str, Any]) -> None:
         summary.end(j, error)
 
     pop.run(on_report, on_end=on_end)
-    summary.report(force=True)
+    summary.report(final=[f.rows[-1] if f.rows else None for f in folders])
 
 
 class PopulationSummary:
@@ -125,21 +126,25 @@ class PopulationSummary:
     def end(self, j: int, error: Exception | None) -> None:
         self.ended[j] = error is not None
 
-    def report(self, force: bool = False) -> None:
+    def report(self, final: list[Row | None] | None = None) -> None:
+        """A summary row, at most every ``every_s``; ``final``: the last one, with each
+        member's last row (an Optuna searcher tells its configurations from them)."""
         now = time.monotonic()
-        if not self.last or (not force and now - self.sent < self.every_s):
+        if final is None and (not self.last or now - self.sent < self.every_s):
             return
         self.sent = now
-        rows = list(self.last.values())
+        rows = list(self.last.values()) or [{"step": 0, "images_seen": 0, "recon": math.nan}]
+        extra = {} if final is None else {MEMBER_RESULTS_KEY: final}
         tune.report(
             {
+                **extra,
                 "step": max(r["step"] for r in rows),
                 "images_seen": sum(r["images_seen"] for r in rows),
                 "members": self.k,
                 "members_done": sum(not f for f in self.ended.values()),
                 "members_failed": sum(self.ended.values()),
                 "recon": min(r["recon"] for r in rows),  # the best member's, as shown
-                "images_per_s": sum(r["images_per_s"] for r in rows),
+                "images_per_s": sum(r.get("images_per_s", 0.0) for r in rows),
             }
         )
 
