@@ -128,8 +128,8 @@ def test_a_population_cannot_take_a_scheduler(tmp_path):
 def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster, tmp_path):
     from study.runner import run_study
     from tests.test_population import assert_rows_close
-    from tests.test_trainer import rows_of
     from tests.test_study_run import KillAtStep
+    from tests.test_trainer import rows_of
     from trainables.config import TrialConfig
     from trainables.trainer import Trainer
 
