@@ -7,6 +7,7 @@ import torch
 
 from analysis.contract import STATE_FILE
 from trainables.config import ConfigError, TrialConfig
+from tests.test_trainer import rows_of
 from trainables.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -122,3 +123,49 @@ def test_cuda_graph_with_compile_runs_or_says_why_in_one_line():
         assert all(v == v for v in losses(trainer, 2))
     except ConfigError as e:
         assert "compile='default' recompiled" in str(e) and "\n" not in str(e)
+
+
+# ---- populations on CUDA ----------------------------------------------------------------
+
+
+def _population_rows(pop) -> dict[int, list[dict]]:
+    rows: dict[int, list[dict]] = {i: [] for i in range(pop.k)}
+    pop.run(lambda i, row, due: rows[i].append(row))
+    return rows
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_cuda_population_members_equal_their_solo_trials(graph):
+    from tests.test_population import KINDS, assert_rows_close
+    from trainables.population import Population
+
+    cfgs = [cuda_cfg(cuda_graph=graph, **KINDS[k]) for k in ("beta", "piecewise")]
+    pop = Population(cfgs)
+    assert pop.forward == "vmap"
+    rows = _population_rows(pop)
+    assert (pop._graph is not None) == graph
+    for i, cfg in enumerate(cfgs):
+        assert_rows_close(rows[i], rows_of(Trainer(cfg)), rel=1e-3)
+
+
+def test_cuda_graph_population_refills_a_slot_without_recapturing():
+    from tests.test_population import KINDS, assert_rows_close
+    from trainables.population import Population
+
+    first, later = (
+        cuda_cfg(cuda_graph=True, steps=20),
+        cuda_cfg(cuda_graph=True, **{**KINDS["linear"], "seed": 7}),
+    )
+    pop = Population([first, cuda_cfg(cuda_graph=True, seed=3)])
+    rows: dict[int, list] = {0: [], 1: []}
+    graphs = []
+
+    def on_end(i, error):
+        if i == 0 and not graphs:
+            graphs.append(pop._graph)
+            rows[0] = []
+            pop.admit(0, Trainer(later, pop.data))
+
+    pop.run(lambda i, row, due: rows[i].append(row), on_end=on_end)
+    assert graphs and pop._graph is graphs[0]  # the same graph went on replaying
+    assert_rows_close(rows[0], rows_of(Trainer(later)), rel=1e-3)

@@ -55,12 +55,19 @@ from trainables.objectives import (
     kl_per_latent,
     schedule_points,
 )
-from trainables.trainer import Row, Trainer, TrainingDiverged, _Window, resolve_device
+from trainables.trainer import (
+    WARMUP_STEPS,
+    Row,
+    Trainer,
+    TrainingDiverged,
+    _Window,
+    resolve_device,
+)
 
 # Fields every member of a population shares: they fix the shapes of its tensors.
 ARCHITECTURE = (
     "encoder", "latent_dim", "channels", "hidden", "batch_size", "precision", "data",
-    "device", "channels_last",
+    "device", "channels_last", "cuda_graph", "compile",
 )  # fmt: skip
 DATA_MODES = ("own", "shared")
 # How the K forwards run: ``vmap`` (each convolution one grouped convolution: one kernel
@@ -105,12 +112,19 @@ class Population:
         first = configs[0]
         for cfg in configs[1:]:
             _check_fits(first, cfg)
-        if first.cuda_graph or first.compile != "none":
+        if first.compile != "none":
             raise ConfigError(
-                "a population runs eager (vmapped) steps; use cuda_graph=false and compile=none"
+                f"trial config compile={first.compile!r}: a population's step is vmapped or "
+                "captured whole (cuda_graph=true on CUDA); use compile=none"
             )
         self.template = first  # the architecture every member shares
         self.device = dev = resolve_device(first.device)
+        if first.cuda_graph and dev.type != "cuda":
+            raise ConfigError("trial config cuda_graph=true needs a CUDA device")
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+            torch.backends.cudnn.benchmark = True
+        self._graph: torch.cuda.CUDAGraph | None = None
         if forward not in FORWARDS:
             raise ConfigError(f"population forward={forward!r}: one of {FORWARDS}")
         if forward == "auto":
@@ -142,6 +156,9 @@ class Population:
         d = first.latent_dim
         self._acc = torch.zeros(k, 3 + d, device=dev)  # sums: recon, kl, loss, kl per latent
         self.slots = [Slot() for _ in range(k)]
+        # Each slot's random stream: a member admitted copies its own stream in and then
+        # draws from the slot's (a captured graph has the slots' generators registered).
+        self.gens = [torch.Generator(dev) for _ in range(k)]
         self._shared_gen = torch.Generator(dev)
         self._shared_gen.manual_seed(first.seed)
         self._autocast = members[0]._autocast
@@ -161,6 +178,8 @@ class Population:
         _check_fits(self.template, cfg)
         if member.data is not self.data:
             member.data = self.data
+        self.gens[slot].set_state(member.gen.get_state())
+        member.gen = self.gens[slot]
         points = schedule_points(cfg)
         if len(points) > MAX_POINTS:
             raise ConfigError(
@@ -233,8 +252,7 @@ class Population:
             idx, noise = idx.repeat(k), noise.expand(k, b, d)
         else:
             idxs, noises = [], []
-            for s in self.slots:  # each member's stream, drawn as its solo trial draws it
-                gen = s.member.gen if s.member is not None else self._shared_gen
+            for gen in self.gens:  # each member's stream, drawn as its solo trial draws it
                 idxs.append(self.data.sample_indices(b, gen))
                 noises.append(torch.randn(b, d, generator=gen, device=self.device))
             idx, noise = torch.cat(idxs), torch.stack(noises)
@@ -314,13 +332,41 @@ class Population:
         return [i for i, s in enumerate(self.slots) if s.member is not None and not s.ended]
 
     def train_steps(self, n: int) -> float:
-        """Take n population steps; returns their wall time in seconds."""
+        """Take n population steps; returns their wall time in seconds (on CUDA with
+        ``cuda_graph``, the first call captures the step after a few eager ones)."""
         t0 = time.perf_counter()
-        for _ in range(n):
-            self._train_step()
+        done = 0
+        if self.template.cuda_graph and self._graph is None and n > WARMUP_STEPS:
+            self._capture()
+            done = WARMUP_STEPS
+        for _ in range(n - done):
+            if self._graph is not None:
+                self._graph.replay()
+            else:
+                self._train_step()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
+
+    def _capture(self) -> None:
+        """One population step as a CUDA graph, after eager warm-up steps on a side
+        stream (as Trainer._capture): every slot's generator is registered, so each
+        replay draws fresh numbers from each member's stream; refilling a slot writes
+        into the captured tensors and generator, and the graph stays valid."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                self._train_step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        for gen in [*self.gens, self._shared_gen]:
+            graph.register_generator_state(gen)
+        for p in self.params.values():
+            p.grad = None  # allocated again inside the graph's pool
+        with torch.cuda.graph(graph, stream=side):
+            self._train_step()
+        self._graph = graph
 
     def run(
         self,
