@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from analysis.contract import STATE_FILE
-from trainables.config import ConfigError, TrialConfig
 from tests.test_trainer import rows_of
+from trainables.config import ConfigError, TrialConfig
 from trainables.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
