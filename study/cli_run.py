@@ -41,6 +41,8 @@ def run(spec, sets, resume, address, dry_run, report):
         return
     study = resolve_spec(spec, sets, address)
     if dry_run:
+        for note in study.notes:
+            click.echo(f"# {note}")
         click.echo(yaml.safe_dump(study.to_dict(), sort_keys=False).rstrip())
         click.echo(f"# {study.n_trials} trials; valid, nothing started")
         return

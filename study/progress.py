@@ -10,6 +10,7 @@ from typing import Any
 
 from ray import tune
 
+from analysis.contract import MEMBERS_KEY
 from analysis.switch_on import ACTIVE_NATS
 from trainables.tune import ERROR_KEY
 
@@ -28,6 +29,9 @@ class Progress(tune.Callback):
         self.echo(f"[{time.monotonic() - self.t0:6.0f}s] {text}")
 
     def _name(self, trial) -> str:
+        members = trial.config.get(MEMBERS_KEY)
+        if isinstance(members, list):  # a packed study's trial: a population
+            return f"{trial.trial_id} (population of {len(members)})"
         params = " ".join(f"{k}={_fmt(trial.config.get(k))}" for k in self.varied)
         return f"{trial.trial_id} ({params})" if params else trial.trial_id
 
@@ -76,6 +80,11 @@ def _row(row: dict[str, Any]) -> str:
         shown.append(f"active {on}/{len(active)}")
     if isinstance(row.get("mig"), float):
         shown.append(f"mig {row['mig']:.3f}")
+    if isinstance(row.get("members"), int):  # a population's summary row
+        if isinstance(row.get("best_recon"), float):
+            shown.append(f"best recon {row['best_recon']:.1f}")
+        done, failed = row.get("members_done", 0), row.get("members_failed", 0)
+        shown.append(f"members {row['members']} ({done} done, {failed} failed)")
     return " ".join(shown)
 
 

@@ -33,7 +33,7 @@ from study import storage
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import Progress
 from study.search import param_space, tune_config
-from study.spec import JoinError, Spec, SpecError, validate
+from study.spec import AUTO, JoinError, Machine, Spec, SpecError, validate
 from trainables.tune import train, train_population
 
 CHECKPOINTS_KEPT = 2  # the newest; the final one holds the traversals
@@ -113,6 +113,17 @@ def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, ech
     SessionCallbacks.use([NoRetryAfterDivergence(), *shown, *callbacks])
 
 
+def with_cluster_gpus(spec: Spec) -> Spec:
+    """``resources.gpu: auto`` decided on the joined cluster: its GPUs (by Ray's count)."""
+    if spec.gpu != AUTO:
+        return spec
+    import ray
+
+    total = ray.cluster_resources()
+    machine = Machine(cpus=int(total.get("CPU", 0)), gpus=int(total.get("GPU", 0)))
+    return validate(spec.to_dict(), machine)
+
+
 def fresh_study(spec: Spec) -> Spec:
     """``spec`` named so that its directory does not exist yet (name, name-2, name-3 ...)."""
     name, n = spec.name, 1
@@ -133,7 +144,9 @@ def run_study(
     """Run a new study; returns its records once every trial has ended (or on Ctrl-C)."""
     started = connect(address)  # first: a cluster that cannot be joined leaves no folder
     try:
-        spec = fresh_study(spec)
+        spec = fresh_study(with_cluster_gpus(spec))
+        for note in spec.notes:
+            echo(note)
         study_dir = storage.join(spec.storage, spec.name)
         text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
         storage.write_text(storage.join(study_dir, STUDY_SPEC_FILE), text)

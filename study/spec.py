@@ -72,6 +72,8 @@ UNSEARCHED = {
     "checkpoint_every": "set checkpoint_every at the top level",
     "device": "the device follows resources.gpu",
 }
+AUTO = "auto"  # resources.gpu: a share of a GPU where there are GPUs, else the CPU
+AUTO_GPU_SHARE = 0.25  # gpu: auto per trial (four trials a GPU); a population: one GPU
 GRID_CHECK_LIMIT = 20_000  # validate the whole product of candidates up to this many points
 
 _TYPES = typing.get_type_hints(TrialConfig)
@@ -117,10 +119,11 @@ class Spec:
     max_concurrent: int  # 0: no limit
     scheduler: Scheduler | None
     cpu: float
-    gpu: float
+    gpu: float | str  # "auto" only while the machine is not known (joining a cluster)
     storage: str  # absolute local path or URI
     max_failures: int
     population: int = 1  # grid configurations trained together in one process (1: apart)
+    notes: tuple[str, ...] = ()  # what validation decided for the user (gpu: auto)
 
     @property
     def checkpoint_every(self) -> int:
@@ -256,10 +259,18 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
         )
     max_concurrent = _int("search.max_concurrent", search["max_concurrent"], 0)
     cpu = _number("resources.cpu", res["cpu"], low=0, strict=True)
-    gpu = _number("resources.gpu", res["gpu"], low=0)
-    if gpu > 1 and not float(gpu).is_integer():
+    population = _int("resources.population", res["population"], 1)
+    notes: list[str] = []
+    gpu: float | str
+    if res["gpu"] == AUTO:
+        gpu = auto_gpu(machine, population, notes)
+    elif isinstance(res["gpu"], str):
+        raise SpecError(f"resources.gpu={res['gpu']!r}: expected a number or auto")
+    else:
+        gpu = _number("resources.gpu", res["gpu"], low=0)
+    if gpu != AUTO and gpu > 1 and not float(gpu).is_integer():
         raise SpecError(f"resources.gpu={gpu}: fractions are for less than one GPU")
-    if machine is not None:
+    if machine is not None and gpu != AUTO:
         if gpu > machine.gpus:
             hint = (
                 "; to train on the CPU instead, add --set resources.gpu=0"
@@ -283,7 +294,6 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
     scheduler = _scheduler(spec["scheduler"], trial, space)
     if mode == "optuna" and not space:
         raise SpecError("space: an optuna study needs at least one searched field")
-    population = _int("resources.population", res["population"], 1)
     if population > 1 and scheduler is not None:
         raise SpecError(
             f"resources.population={population}: the ASHA scheduler stops trials one by "
@@ -305,6 +315,7 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
         storage=storage,
         max_failures=max_failures,
         population=population,
+        notes=tuple(notes),
     )
 
 
@@ -353,7 +364,19 @@ def _storage(value: Any) -> str:
     return os.path.abspath(os.path.expanduser(value))
 
 
-def _trial(spec: dict[str, Any], gpu: float) -> dict[str, Any]:
+def auto_gpu(machine: Machine | None, population: int, notes: list[str]) -> float | str:
+    """``resources.gpu: auto`` on ``machine``: a quarter GPU per trial (a whole one per
+    population) where it has GPUs, 0 where it has none (with a note saying so); still
+    ``auto`` while it is not known (a cluster: decided once joined)."""
+    if machine is None:
+        return AUTO
+    if machine.gpus == 0:
+        notes.append("resources.gpu: auto -> 0: no GPU here, the trials train on the CPU")
+        return 0.0
+    return 1.0 if population > 1 else AUTO_GPU_SHARE
+
+
+def _trial(spec: dict[str, Any], gpu: float | str) -> dict[str, Any]:
     trial = spec["trial"]
     if not isinstance(trial, dict):
         raise SpecError("trial: expected a mapping of trial config fields")
@@ -368,12 +391,14 @@ def _trial(spec: dict[str, Any], gpu: float) -> dict[str, Any]:
     else:
         trial["checkpoint_every"] = TrialConfig.checkpoint_every
     device = trial.get("device", "auto")
-    if device == "auto":
+    if gpu == AUTO:
+        pass  # decided where the cluster is known (study.runner); the trial's auto follows
+    elif device == "auto":
         trial["device"] = "cuda" if gpu > 0 else "cpu"
     elif isinstance(device, str) and device.startswith("cuda") and gpu == 0:
         raise SpecError(f"trial.device={device!r} needs resources.gpu > 0")
     # precision=bf16 may run on a CPU (one with bf16 units: the trial checks where it runs)
-    if trial["device"] == "cpu" and trial.get("cuda_graph") is True:
+    if trial.get("device") == "cpu" and trial.get("cuda_graph") is True:
         raise SpecError("trial.cuda_graph=True needs a GPU (resources.gpu > 0)")
     data = trial.get("data", "procedural")
     if isinstance(data, str) and data != "procedural":

@@ -217,10 +217,25 @@ def test_a_cpu_study_may_use_bf16_but_not_a_cuda_graph():
 
 
 @pytest.mark.parametrize("name", [n for n in preset_names() if n != "quick"])
-def test_a_gpu_preset_on_a_cpu_machine_says_the_exact_set_that_runs_it(name):
+def test_a_gpu_preset_runs_on_a_cpu_machine_and_says_so(name):
+    spec = load_spec(name, machine=Machine(cpus=2, gpus=0))
+    assert spec.gpu == 0 and spec.trial["device"] == "cpu"
+    assert spec.notes == ("resources.gpu: auto -> 0: no GPU here, the trials train on the CPU",)
+    on_gpus = load_spec(name, machine=Machine(cpus=8, gpus=2))
+    assert on_gpus.gpu == 0.25 and on_gpus.trial["device"] == "cuda" and not on_gpus.notes
+    joining = load_spec(name)  # a cluster: decided once joined (study.runner)
+    assert joining.gpu == "auto" and "device" not in joining.trial
+
+
+def test_gpu_auto_gives_a_population_a_whole_gpu():
+    raw = {"space": {"gamma": [1.0, 2.0]}, "resources": {"gpu": "auto", "population": 2}}
+    assert validate(raw, Machine(cpus=8, gpus=1)).gpu == 1.0
+    with pytest.raises(SpecError, match="resources.gpu='fast': expected a number or auto"):
+        validate({"resources": {"gpu": "fast"}})
+
+
+def test_an_explicit_gpu_request_above_the_machine_names_the_set_that_runs_it():
     cpu = Machine(cpus=2, gpus=0)
     with pytest.raises(SpecError, match="add --set resources.gpu=0$") as e:
-        load_spec(name, machine=cpu)
+        validate({"resources": {"gpu": 0.25}}, cpu)
     assert "\n" not in str(e.value)
-    spec = load_spec(name, ["resources.gpu=0"], machine=cpu)  # the hint, followed, runs
-    assert spec.trial["device"] == "cpu"

@@ -133,7 +133,7 @@ class PopulationSummary:
         if final is None and (not self.last or now - self.sent < self.every_s):
             return
         self.sent = now
-        rows = list(self.last.values()) or [{"step": 0, "images_seen": 0, "recon": math.nan}]
+        rows = list(self.last.values()) or [{"step": 0, "images_seen": 0, "recon": None}]
         extra = {} if final is None else {MEMBER_RESULTS_KEY: final}
         tune.report(
             {
@@ -143,7 +143,9 @@ class PopulationSummary:
                 "members": self.k,
                 "members_done": sum(not f for f in self.ended.values()),
                 "members_failed": sum(self.ended.values()),
-                "recon": min(r["recon"] for r in rows),  # the best member's, as shown
+                "best_recon": min(
+                    (r["recon"] for r in rows if r["recon"] is not None), default=None
+                ),
                 "images_per_s": sum(r.get("images_per_s", 0.0) for r in rows),
             }
         )
