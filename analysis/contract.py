@@ -71,6 +71,7 @@ DONE_FILE = "done.json"  # written when a trial finishes: final row and status
 # Study-level files (``betastudy run``).
 STUDY_SPEC_FILE = "study.yaml"  # the resolved, validated study spec
 OPTUNA_DB_FILE = "optuna.db"  # Optuna's own storage (sqlite) for Optuna studies
+OPTUNA_JOURNAL_FILE = "optuna.journal"  # the study as the sampler saw it, written live
 # A packed study (resources.population > 1): each Ray trial trains a population, its
 # config lists the members' trial configs under MEMBERS_KEY, and member j is written to
 # the folder member_dirname(j) inside the trial's, laid out as an unpacked trial's.

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,9 @@ def write_optuna_db(study_dir: str, spec: Spec, records: list[TrialRecord]) -> N
         db = os.path.join(tmp, OPTUNA_DB_FILE)
         rdb = optuna.storages.RDBStorage(f"sqlite:///{db}")
         study = optuna.create_study(storage=rdb, study_name=spec.name, directions=directions)
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(spec.objectives))
         for group in groups.values():
             trial = _optuna_trial(group, spec, dists)
             if trial is not None:

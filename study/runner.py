@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import yaml
 from ray import tune
 
-from analysis.contract import STUDY_SPEC_FILE
+from analysis.contract import OPTUNA_JOURNAL_FILE, STUDY_SPEC_FILE
 from study import records as rec
 from study import storage
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import Progress
-from study.search import param_space, tune_config
+from study.search import journal_path, param_space, tune_config
 from study.spec import AUTO, JoinError, Machine, Spec, SpecError, validate
 from trainables.tune import train, train_population
 
@@ -124,6 +124,24 @@ def with_cluster_gpus(spec: Spec) -> Spec:
     return validate(spec.to_dict(), machine)
 
 
+def cluster_hosts() -> set[str]:
+    """The addresses of the joined cluster's live nodes (several nodes may share one)."""
+    import ray
+
+    return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+
+
+def check_storage_reaches(spec: Spec, hosts: set[str]) -> None:
+    """A local storage folder exists on this machine only: refused when trials run on
+    other hosts too (Ray needs storage every node reaches, cloud or shared)."""
+    if storage.is_local(spec.storage) and len(hosts) > 1:
+        raise SpecError(
+            f"storage={spec.storage} is a folder on this machine, but the cluster runs "
+            f"trials on {len(hosts)} hosts that cannot write there; use --set "
+            "storage=s3://BUCKET/PATH (or gs://...)"
+        )
+
+
 def fresh_study(spec: Spec) -> Spec:
     """``spec`` named so that its directory does not exist yet (name, name-2, name-3 ...)."""
     name, n = spec.name, 1
@@ -145,6 +163,7 @@ def run_study(
     started = connect(address)  # first: a cluster that cannot be joined leaves no folder
     try:
         spec = fresh_study(with_cluster_gpus(spec))
+        check_storage_reaches(spec, cluster_hosts())
         for note in spec.notes:
             echo(note)
         study_dir = storage.join(spec.storage, spec.name)
@@ -187,6 +206,7 @@ def resume_study(
     started = connect(address)
     _session(spec, callbacks, progress, echo)
     try:
+        check_storage_reaches(spec, cluster_hosts())
         if not tune.Tuner.can_restore(study_dir):
             raise SpecError(f"--resume {study_dir}: Ray's experiment state is not there")
         echo(f"resuming study {spec.name} in {study_dir}")
@@ -210,6 +230,9 @@ def finish(spec: Spec, study_dir: str, echo: Echo, report: bool) -> StudyResult:
     rec.write_trials_json(study_dir, records)
     if spec.mode == "optuna":
         rec.write_optuna_db(study_dir, spec, records)
+        if not storage.is_local(study_dir):  # the live journal was kept beside the driver
+            with open(journal_path(spec, study_dir), "rb") as f:
+                storage.write_bytes(storage.join(study_dir, OPTUNA_JOURNAL_FILE), f.read())
     lines = rec.summary(spec, study_dir, records)
     for line in lines:
         echo(line)

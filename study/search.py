@@ -9,6 +9,8 @@ objectives over the replicates that finished.
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from typing import Any
 
 from ray import tune
@@ -16,7 +18,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from analysis.contract import MEMBERS_KEY
+from analysis.contract import MEMBERS_KEY, OPTUNA_JOURNAL_FILE
 from study.space import points, to_optuna, to_tune
 from study.spec import Spec
 from trainables.config import TrialConfig
@@ -64,7 +66,7 @@ def tune_config(spec: Spec, study_dir: str = "") -> tune.TuneConfig:
         search = PopulationSearch(spec, study_dir)
         samples = search.n_populations
     elif spec.mode == "optuna":
-        search = make_searcher(spec)
+        search = make_searcher(spec, study_dir)
         samples = spec.num_samples * len(spec.seeds)
     return tune.TuneConfig(
         search_alg=search,
@@ -110,9 +112,11 @@ def make_scheduler(spec: Spec) -> TrialScheduler | None:
 
 
 def make_sampler(spec: Spec) -> Any:
-    """The named sampler. TPE with ``constant_liar`` when configurations are asked in
-    batches (a population): the ones still training count as bad guesses, so one batch
-    does not ask the same region K times."""
+    """The named sampler, every setting that matters explicit (Optuna's defaults change
+    between versions). TPE is multivariate (the capacity schedule's fields interact) and,
+    when more than one configuration trains at once (``max_concurrent`` other than 1, or
+    a population's batch), uses ``constant_liar``: the ones still training count as bad
+    guesses, so concurrent asks do not pile onto one region."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -122,10 +126,41 @@ def make_sampler(spec: Spec) -> Any:
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
     if spec.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=spec.population > 1)
+    concurrent = spec.population > 1 or spec.max_concurrent != 1
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=concurrent)
 
 
-def make_searcher(spec: Spec) -> SeedReplicates:
+def live_storage(spec: Spec, study_dir: str) -> Any:
+    """The Optuna study the sampler works in, in a journal file written as trials are
+    told (``optuna.journal`` in a local study directory, where ``optuna.load_study`` and
+    optuna-dashboard can read it while the study runs; beside the driver for a cloud
+    one, copied there at the end), with the objectives' names."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = journal_path(spec, study_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(path))
+    directions = ["minimize" if m == "min" else "maximize" for m in spec.objectives.values()]
+    study = optuna.create_study(
+        storage=storage, study_name=spec.name, directions=directions, load_if_exists=True
+    )
+    with warnings.catch_warnings():  # set_metric_names is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.objectives))
+    return storage
+
+
+def journal_path(spec: Spec, study_dir: str) -> str:
+    if "://" not in study_dir:
+        return os.path.join(study_dir, OPTUNA_JOURNAL_FILE)
+    cache = os.environ.get("BETASTUDY_CACHE") or os.path.expanduser("~/.cache/betastudy")
+    return os.path.join(cache, "journals", spec.name, OPTUNA_JOURNAL_FILE)
+
+
+def make_searcher(spec: Spec, study_dir: str) -> SeedReplicates:
     metrics, modes = list(spec.objectives), list(spec.objectives.values())
     optuna_search = OptunaSearch(
         space={k: to_optuna(d) for k, d in spec.space.items()},
@@ -133,6 +168,7 @@ def make_searcher(spec: Spec) -> SeedReplicates:
         mode=modes if len(modes) > 1 else modes[0],
         sampler=make_sampler(spec),
         study_name=spec.name,
+        storage=live_storage(spec, study_dir),  # OptunaSearch loads the study made there
     )
     return SeedReplicates(optuna_search, spec.seeds, metrics)
 
@@ -222,9 +258,8 @@ class PopulationSearch(Searcher):
         super().__init__(metric=None, mode=None)
         self.spec, self.study_dir = spec, study_dir
         self.per_population = max(1, spec.population // len(spec.seeds))
-        directions = ["minimize" if m == "min" else "maximize" for m in spec.objectives.values()]
-        self.study = optuna.create_study(
-            sampler=make_sampler(spec), directions=directions, study_name=spec.name
+        self.study = optuna.load_study(
+            study_name=spec.name, storage=live_storage(spec, study_dir), sampler=make_sampler(spec)
         )
         self.asked = 0
         self.numbers: dict[str, list[int]] = {}  # Ray trial id -> its Optuna trial numbers

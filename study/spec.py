@@ -294,6 +294,12 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
     scheduler = _scheduler(spec["scheduler"], trial, space)
     if mode == "optuna" and not space:
         raise SpecError("space: an optuna study needs at least one searched field")
+    if scheduler is not None and mode == "optuna" and len(seeds) > 1:
+        raise SpecError(
+            f"scheduler: ASHA would stop some of a configuration's {len(seeds)} seed "
+            "replicates and Optuna would be told the mean of the rest; use seeds: 1 or "
+            "scheduler: null"
+        )
     if population > 1 and scheduler is not None:
         raise SpecError(
             f"resources.population={population}: the ASHA scheduler stops trials one by "

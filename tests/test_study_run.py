@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from analysis.contract import (
     CONFIG_FILE,
     OPTUNA_DB_FILE,
+    OPTUNA_JOURNAL_FILE,
     STATE_FILE,
     STUDY_SPEC_FILE,
     TRAIN_COLUMNS,
@@ -96,10 +97,21 @@ def test_optuna_multi_objective_study_with_seed_replicates(ray_cluster, tmp_path
             "num_samples": 2,
         },
     )
-    out = run_cli(write_spec(tmp_path, spec), "--no-report")
+    from study.runner import run_study
+    from study.spec import validate
+
+    watcher = JournalWatcher(tmp_path / "runs" / "mo" / OPTUNA_JOURNAL_FILE, "mo")
+    lines: list[str] = []
+    run_study(validate(spec), callbacks=[watcher.callback], echo=lines.append, report=False)
+    out = "\n".join(lines)
     study_dir = tmp_path / "runs" / "mo"
     trials = trials_json(study_dir)
     assert [t["status"] for t in trials] == ["TERMINATED"] * 4
+    # the live journal: readable while the study ran, every configuration told at the end
+    assert watcher.seen and watcher.seen[0] >= 1
+    live = optuna.load_study(study_name="mo", storage=journal(study_dir / OPTUNA_JOURNAL_FILE))
+    assert live.metric_names == ["recon", "mig"]
+    assert [t.state.name for t in live.trials] == ["COMPLETE", "COMPLETE"]
     by_config: dict[tuple, list[dict]] = {}
     for t in trials:
         assert 1 <= t["config"]["c_max"] <= 10 and 10 <= t["config"]["gamma"] <= 1000
@@ -109,6 +121,7 @@ def test_optuna_multi_objective_study_with_seed_replicates(ray_cluster, tmp_path
 
     study = optuna.load_study(study_name="mo", storage=f"sqlite:///{study_dir / OPTUNA_DB_FILE}")
     assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    assert study.metric_names == ["recon", "mig"]
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     for ot in study.trials:
         group = by_config[(ot.params["c_max"], ot.params["gamma"])]
@@ -116,6 +129,30 @@ def test_optuna_multi_objective_study_with_seed_replicates(ray_cluster, tmp_path
         assert ot.values[0] == pytest.approx(sum(r["recon"] for r in finals) / 2)
         assert ot.values[1] == pytest.approx(sum(r["mig"] for r in finals) / 2)
     assert "best" in out and "recon (min)" in out and "mig (max)" in out
+
+
+def journal(path: Path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+class JournalWatcher:
+    """Tune callback: at each trial start, how many trials the live journal holds."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        import optuna
+        from ray import tune
+
+        self.seen: list[int] = []
+        seen = self.seen
+
+        class Watch(tune.Callback):
+            def on_trial_start(self, iteration, trials, trial, **info):
+                seen.append(len(optuna.load_study(study_name=name, storage=journal(path)).trials))
+
+        self.callback = Watch()
 
 
 # ---- failures ---------------------------------------------------------------------------

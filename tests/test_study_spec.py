@@ -239,3 +239,25 @@ def test_an_explicit_gpu_request_above_the_machine_names_the_set_that_runs_it():
     with pytest.raises(SpecError, match="add --set resources.gpu=0$") as e:
         validate({"resources": {"gpu": 0.25}}, cpu)
     assert "\n" not in str(e.value)
+
+
+def test_asha_with_optuna_seed_replicates_is_refused():
+    with pytest.raises(SpecError, match="ASHA would stop some of a configuration's 2 seed"):
+        validate(
+            {
+                "space": {"gamma": {"uniform": [1, 2]}},
+                "seeds": 2,
+                "search": {"mode": "optuna"},
+                "scheduler": {"type": "asha", "metric": "recon", "mode": "min"},
+            }
+        )
+
+
+def test_local_storage_is_refused_when_trials_run_on_other_hosts(tmp_path):
+    from study.runner import check_storage_reaches
+
+    spec = validate({"storage": str(tmp_path)})
+    check_storage_reaches(spec, {"10.0.0.1"})  # nodes on this host alone: fine
+    with pytest.raises(SpecError, match=r"runs trials on 2 hosts .* storage=s3://"):
+        check_storage_reaches(spec, {"10.0.0.1", "10.0.0.2"})
+    check_storage_reaches(validate({"storage": "s3://bucket/runs"}), {"10.0.0.1", "10.0.0.2"})
