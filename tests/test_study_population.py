@@ -16,6 +16,25 @@ from tests.test_study_run import rows, run_cli, trials_json, write_spec
 
 pytestmark = pytest.mark.ray
 
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in a folder's TensorBoard event files (TFRecords of Event protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            event = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
+            i += 12 + n + 4  # length, its CRC, the record, its CRC
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
 SMALL_GRID = dict(trial={"eval_every": 20}, space={"gamma": [10.0, 100.0], "c_max": [2.0, 5.0]})
 
 
@@ -33,10 +52,15 @@ def test_a_packed_grid_study_loads_like_the_unpacked_one(small_study_dir, tmp_pa
     for t in trials:
         member = study_dir / t["path"]
         assert [r["step"] for r in rows(member)] == [10, 20, 30, 40]
+        scalars = tensorboard_scalars(member)  # read back from the event files
+        assert [step for step, _ in scalars["ray/tune/recon"]] == [10, 20, 30, 40]
+        assert scalars["ray/tune/recon"][-1][1] == pytest.approx(rows(member)[-1]["recon"])
         final = sorted(member.glob("checkpoint_*"))[-1]
         assert (final / STATE_FILE).is_file() and (final / TRAVERSALS_FILE).is_file()
 
     packed, apart = load_study(study_dir), load_study(small_study_dir)
+    some_trial = small_study_dir / trials_json(small_study_dir)[0]["path"]
+    assert len(tensorboard_scalars(some_trial)["ray/tune/recon"]) == 4  # Ray's own logger
     assert list(packed.trials.columns) == list(apart.trials.columns)
     assert list(packed.curves.columns) == list(apart.curves.columns)
     assert packed.metrics == apart.metrics

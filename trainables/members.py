@@ -38,6 +38,7 @@ class MemberFolder:
         self.local = isinstance(fs, pafs.LocalFileSystem)
         self.started = time.monotonic()
         self.earlier_s = 0.0  # training time of earlier runs (a restart resumes it)
+        self._writer: Any = None  # TensorBoard's, opened at the first row
 
     @classmethod
     def at(cls, trial_dir: str, j: int, cfg: TrialConfig) -> MemberFolder:
@@ -55,12 +56,27 @@ class MemberFolder:
 
     def add_row(self, row: Row) -> None:
         """Append a row, with its trial's training time so far (Ray's ``time_total_s``,
-        which every row of an unpacked trial carries)."""
+        which every row of an unpacked trial carries), to result.json and, in a local
+        study, to TensorBoard event files (as Ray's logger writes an unpacked trial's)."""
         row = {**row, TIME_KEY: round(self.earlier_s + time.monotonic() - self.started, 3)}
         self.rows.append(row)
         if self.local:  # a line at a time, as a solo trial's result.json grows
             with open(self._p(RESULT_FILE), "a") as f:
                 f.write(json.dumps(row) + "\n")
+            self._tensorboard(row)
+
+    def _tensorboard(self, row: Row) -> None:
+        try:
+            from tensorboardX import SummaryWriter  # installed with ray[tune]
+        except ImportError:
+            return
+        if self._writer is None:
+            self._writer = SummaryWriter(self.path, flush_secs=30)
+        step = int(row["step"])
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+                self._writer.add_scalar(f"ray/tune/{key}", value, step)
+        self._writer.flush()
 
     def checkpoint(self, member: Trainer) -> None:
         """The member's checkpoint at its step (with the rows so far); older ones pruned."""
