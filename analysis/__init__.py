@@ -29,6 +29,8 @@ _API = {
     "plot_activation_summary": ("analysis.activation", "plot_activation_summary"),
     "traversal_data": ("analysis.traversals", "traversal_data"),
     "plot_traversals": ("analysis.traversals", "plot_traversals"),
+    "traversal_animation_data": ("analysis.traversals", "traversal_animation_data"),
+    "plot_traversal_animation": ("analysis.traversals", "plot_traversal_animation"),
     "training_curves_data": ("analysis.views", "training_curves_data"),
     "plot_training_curves": ("analysis.views", "plot_training_curves"),
     "parallel_coords_data": ("analysis.views", "parallel_coords_data"),

@@ -66,6 +66,15 @@ METRICS_FILE = "metrics.jsonl"  # one JSON object per report row
 CONFIG_FILE = "config.json"  # the trial config
 STATE_FILE = "state.pt"  # weights, optimizer, step, RNG states (torch; analysis never opens it)
 TRAVERSALS_FILE = "traversals.npz"  # traversal images, in the final checkpoint
+# Traversal images at every evaluation, in the trial's folder: TRAVERSALS_DIR/step_NNNNNNN.npz
+# (the TRAVERSAL_ARRAYS, images as uint8 0-255 to stay small)
+TRAVERSALS_DIR = "traversals"
+
+
+def traversal_snapshot(step: int) -> str:
+    return f"{TRAVERSALS_DIR}/step_{step:07d}.npz"
+
+
 DONE_FILE = "done.json"  # written when a trial finishes: final row and status
 
 # Study-level files (``betastudy run``).

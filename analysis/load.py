@@ -27,6 +27,7 @@ from analysis.contract import (
     METRICS_FILE,
     OPTUNA_DB_FILE,
     STUDY_SPEC_FILE,
+    TRAVERSALS_DIR,
     TRAVERSALS_FILE,
     member_dirname,
     member_id,
@@ -40,6 +41,7 @@ RESULT_FILE, PARAMS_FILE, ERROR_FILE = "result.json", "params.json", "error.txt"
 _EXPERIMENT_STATE = re.compile(r"experiment_state-.*\.json$")
 _RAY_CHECKPOINT = re.compile(r"checkpoint_(\d+)$")  # Ray: checkpoint_000003
 _TRAIN_CHECKPOINT = re.compile(r"step_(\d+)$")  # betastudy train: checkpoints/step_0001000
+_SNAPSHOT = re.compile(r"step_(\d+)\.npz$")  # traversals/step_0001000.npz
 
 
 @dataclass
@@ -96,6 +98,33 @@ class Study:
                 return {k: npz[k] for k in npz.files}
         except (OSError, ValueError):
             return None
+
+    def traversal_steps(self, trial_id: str) -> list[tuple[int, str]]:
+        """(step, path) of a trial's traversal snapshots, one per evaluation, by step."""
+        row = self.trials.loc[self.trials["trial_id"] == trial_id]
+        if row.empty or self.fs is None:
+            return []
+        folder = join(str(row["path"].iloc[0] or ""), TRAVERSALS_DIR)
+        try:
+            names = self.fs.listdir(folder)
+        except OSError:
+            return []
+        found = [(int(m.group(1)), join(folder, n)) for n in names if (m := _SNAPSHOT.match(n))]
+        return sorted(found)
+
+    def traversal_snapshot(self, path: str) -> dict[str, np.ndarray] | None:
+        """The arrays of one snapshot (images as float in [0, 1]), or None if unreadable."""
+        import io
+
+        try:
+            with np.load(io.BytesIO(self.fs.read_bytes(path)), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, AttributeError):
+            return None
+        for key in ("inputs", "reconstructions", "traversals"):
+            if arrays.get(key) is not None and arrays[key].dtype == np.uint8:
+                arrays[key] = arrays[key].astype(np.float32) / 255.0
+        return arrays
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The tidy frames by name, as ``betastudy export`` writes them; ``latents`` and

@@ -179,7 +179,9 @@ def _page(study: Study, parts: list[tuple[str, str, str]], warning: str = "") ->
 
 
 def _fig(fig: go.Figure, div_id: str) -> str:
-    return pio.to_html(fig, full_html=False, include_plotlyjs=False, config=_CONFIG, div_id=div_id)
+    return pio.to_html(
+        fig, full_html=False, include_plotlyjs=False, config=_CONFIG, div_id=div_id, auto_play=False
+    )
 
 
 def _note(text: str) -> str:
@@ -360,11 +362,16 @@ def _activation(
 
 
 def _traversals(study: Study, detail: list[str], active_nats: float) -> str:
+    """Per detail trial: the final traversals, then the traversals at every evaluation
+    as an animation (latents switching on as C grows)."""
     out = []
     for i, tid in enumerate(detail):
         data = tr.traversal_data(study, tid, active_nats=active_nats)
         if data is not None:
             out.append(_fig(tr.plot_traversals(data), f"fig-traversals-{i}"))
+        frames = tr.traversal_animation_data(study, tid, active_nats=active_nats)
+        if frames is not None:
+            out.append(_fig(tr.plot_traversal_animation(frames), f"fig-traversal-frames-{i}"))
     return "\n".join(out) or _note("No final checkpoint with traversal images was found.")
 
 

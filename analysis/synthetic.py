@@ -25,6 +25,7 @@ from analysis.contract import (
     latent_factor_info_key,
     mean_var_key,
     mi_key,
+    traversal_snapshot,
 )
 
 # Capacity (nats) at which each factor's latent starts to open, and its share of KL.
@@ -134,6 +135,10 @@ def write_synthetic_study(
                 ckpt.mkdir(exist_ok=True)
                 (ckpt / "config.json").write_text(json.dumps(config, indent=2))
                 (ckpt / TRAVERSALS_FILE).write_bytes(npz)
+                for step in range(eval_every, steps + 1, eval_every or steps + 1):
+                    snap = tdir / traversal_snapshot(step)  # one per evaluation, KL growing
+                    snap.parent.mkdir(exist_ok=True)
+                    snap.write_bytes(_traversal_bytes(latent_dim, grown=step / steps))
         if kind == "failed":
             error = f"TrainingDiverged: non-finite loss at step {stop + report_every}"
             (tdir / "error.txt").write_text(
@@ -205,8 +210,9 @@ def _result_lines(trial_id: str, config: dict, stop: int, rng: np.random.Generat
     return lines
 
 
-def _traversal_bytes(d: int, n: int = 8, s: int = 10, size: int = 64) -> bytes:
-    """An npz in the contract's TRAVERSAL_ARRAYS layout: squares that move, grow, turn."""
+def _traversal_bytes(d: int, n: int = 8, s: int = 10, size: int = 64, grown: float = 1.0) -> bytes:
+    """An npz in the contract's TRAVERSAL_ARRAYS layout: squares that move, grow, turn;
+    ``grown`` < 1: part-way through training (KL that much of the final)."""
     import io
 
     yy, xx = np.mgrid[0:size, 0:size] / (size - 1)  # (H, W) in [0, 1]
@@ -221,7 +227,7 @@ def _traversal_bytes(d: int, n: int = 8, s: int = 10, size: int = 64) -> bytes:
     rng = np.random.default_rng(1)
     inputs = np.stack([sprite(*rng.uniform(0.3, 0.7, 2), 0.1, 0.0) for _ in range(n)])
     recons = np.clip(inputs * 0.8 + 0.05, 0, 1).astype(np.float32)
-    kl = np.array([4.0, 3.8, 2.5, 1.5, 1.0] + [0.01] * max(0, d - 5))[:d]
+    kl = np.array([4.0, 3.8, 2.5, 1.5, 1.0] + [0.01] * max(0, d - 5))[:d] * grown
     factor = np.array(["posX", "posY", "scale", "orientation", "shape"] + [""] * d)[:d]
     rows = []
     for r in range(d):

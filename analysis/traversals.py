@@ -1,4 +1,5 @@
-"""The paper's traversal figure from a trial's final checkpoint (``traversals.npz``).
+"""The paper's traversal figure from a trial's final checkpoint (``traversals.npz``), and
+the same figure at every evaluation (``traversals/step_*.npz``) as an animation.
 
 Rows: the inputs, their reconstructions, then one row per latent ordered by what it tells
 about the input (largest first; KL when that was not measured), each swept over the
@@ -57,11 +58,14 @@ def traversal_mosaic(
     max_latents: int | None = None,
     latents: pd.DataFrame | None = None,
     active_nats: float = so.ACTIVE_NATS,
+    latent_order: list[int] | None = None,
 ) -> TraversalData:
     """Contract arrays (see ``analysis.contract.TRAVERSAL_ARRAYS``) -> one labelled mosaic.
 
     ``latents``: the trial's ``switch_on.latent_switch_on`` table, whose activity, factor
-    and final information label the rows (else the arrays' ``factor`` and ``info``)."""
+    and final information label the rows (else the arrays' ``factor`` and ``info``).
+    ``latent_order``: latent indices in the row order wanted (else most informative
+    first)."""
     inputs = np.asarray(arrays["inputs"], np.float32)  # (n, H, W)
     recons = np.asarray(arrays["reconstructions"], np.float32)  # (n, H, W)
     trav = np.asarray(arrays["traversals"], np.float32)  # (d, s, H, W)
@@ -83,6 +87,9 @@ def traversal_mosaic(
     # most informative first; KL orders rows only when information was not measured
     key = np.where(np.isnan(info), -np.inf, info)
     order = np.lexsort((-kl, -key))[:max_latents]
+    if latent_order is not None:  # a fixed order (the frames of an animation)
+        row_of = {int(z): r for r, z in enumerate(index)}
+        order = np.array([row_of[z] for z in latent_order if z in row_of], dtype=int)
     size = int(inputs.shape[-1]) if inputs.size else int(trav.shape[-1])
     rows = [inputs, recons, *[trav[r] for r in order]]
     cols = max(len(r) for r in rows)
@@ -127,4 +134,118 @@ def plot_traversals(data: TraversalData, scale: float = 0.6) -> go.Figure:
         height=int(h * scale) + 120,
         margin={"l": 230, "r": 20, "t": 90, "b": 20},
     )
+    return fig
+
+
+# ---- traversals over training: one frame per evaluation ---------------------------------
+
+MAX_FRAMES = 40  # evaluations shown (evenly spaced, the last always): the HTML stays small
+
+
+@dataclass
+class TraversalAnimation:
+    trial_id: str
+    steps: list[int]
+    C: list[float]  # the capacity at each frame's step (NaN for the beta objective)
+    frames: list[TraversalData]  # rows in one fixed order: the final frame's
+
+
+def traversal_animation_data(
+    study: Study, trial_id: str, active_nats: float = so.ACTIVE_NATS
+) -> TraversalAnimation | None:
+    """The traversal snapshot of every evaluation of a trial (``traversals/step_*.npz``),
+    rows in the final snapshot's order, each labelled with that step's information, KL
+    and factor (the snapshot's own switch-on labels: what was known then); None when the
+    trial has fewer than two."""
+    found = study.traversal_steps(trial_id)
+    if len(found) < 2:
+        return None
+    if len(found) > MAX_FRAMES:
+        keep = np.unique(np.linspace(0, len(found) - 1, MAX_FRAMES).round().astype(int))
+        found = [found[i] for i in keep]
+    loaded = [(step, a) for step, path in found if (a := study.traversal_snapshot(path))]
+    if len(loaded) < 2:
+        return None
+    final = traversal_mosaic(loaded[-1][1], trial_id, active_nats=active_nats)
+    order = [z for z, _, _ in final.latents]
+    frames = [
+        traversal_mosaic(a, trial_id, active_nats=active_nats, latent_order=order)
+        for _, a in loaded
+    ]
+    curve = so.trial_curve(study.curves, trial_id)
+    by_step = curve.set_index("step")["C"] if "C" in curve else pd.Series(dtype=float)
+    cs = [float(by_step.get(step, np.nan)) for step, _ in loaded]
+    return TraversalAnimation(trial_id, [s for s, _ in loaded], cs, frames)
+
+
+def plot_traversal_animation(data: TraversalAnimation, scale: float = 0.6) -> go.Figure:
+    """The traversal mosaic at each evaluation as Plotly frames, with a slider over the
+    steps and a play button; the rows' labels change with the frame."""
+    first = data.frames[0]
+    fig = plot_traversals(first, scale)
+
+    def label(i: int) -> str:
+        c = data.C[i]
+        return f"step {data.steps[i]:,}" + (f" · C={c:.2f} nats" if np.isfinite(c) else "")
+
+    cell = first.size + GAP
+    centers = (np.arange(len(first.row_labels)) * cell + first.size / 2).tolist()
+    fig.frames = [
+        go.Frame(
+            data=[go.Image(source=data_uri(encode_png(f.mosaic)), hoverinfo="skip")],
+            layout={"yaxis": {"tickvals": centers, "ticktext": f.row_labels}},
+            name=str(step),
+        )
+        for step, f in zip(data.steps, data.frames)
+    ]
+    fig.update_layout(
+        title=f"Traversals over training, trial {data.trial_id}: {label(0)}",
+        sliders=[
+            {
+                "active": 0,
+                "currentvalue": {"visible": False},
+                "pad": {"t": 10},
+                "steps": [
+                    {
+                        "label": f"{step:,}",
+                        "method": "animate",
+                        "args": [
+                            [str(step)],
+                            {
+                                "mode": "immediate",
+                                "frame": {"duration": 0, "redraw": True},
+                                "transition": {"duration": 0},
+                            },
+                        ],
+                    }
+                    for step in data.steps
+                ],
+            }
+        ],
+        updatemenus=[
+            {
+                "type": "buttons",
+                "showactive": False,
+                "x": 0,
+                "y": -0.02,
+                "xanchor": "right",
+                "yanchor": "top",
+                "buttons": [
+                    {
+                        "label": "play",
+                        "method": "animate",
+                        "args": [
+                            None,
+                            {"frame": {"duration": 600, "redraw": True}, "fromcurrent": True},
+                        ],
+                    }
+                ],
+            }
+        ],
+    )
+    for frame, i in zip(fig.frames, range(len(data.steps))):
+        frame.layout.title = {
+            "text": f"Traversals over training, trial {data.trial_id}: {label(i)}"
+        }
+    fig.update_layout(height=fig.layout.height + 90, margin={"b": 90})
     return fig

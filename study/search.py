@@ -36,7 +36,7 @@ def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
             MEMBERS_KEY: tune.grid_search(populations(spec)),
             STUDY_DIR_KEY: study_dir,
         }
-    space: dict[str, Any] = dict(spec.trial)
+    space: dict[str, Any] = {**spec.trial, STUDY_DIR_KEY: study_dir}
     if spec.mode == "grid":
         space.update({k: to_tune(d) for k, d in spec.space.items()})
         space["seed"] = tune.grid_search(list(spec.seeds))

@@ -82,6 +82,19 @@ def test_report_in_headless_chromium(report, tmp_path):
                     .map(i => (i.getAttribute('href') || i.getAttribute('xlink:href') || '')
                     .slice(0, 22))"""
             )
+            # the traversal animation: its frames, and a frame's own row labels once shown
+            frames = page.evaluate(
+                "document.getElementById('fig-traversal-frames-0')._transitionData._frames"
+                ".map(f => f.name)"
+            )
+            first_labels = _tick_labels(page, "fig-traversal-frames-0")
+            page.evaluate(
+                """([id, name]) => Plotly.animate(id, [name], {mode: 'immediate',
+                    frame: {duration: 0, redraw: true}, transition: {duration: 0}})""",
+                ["fig-traversal-frames-0", frames[-1]],
+            )
+            page.wait_for_timeout(300)
+            last_labels = _tick_labels(page, "fig-traversal-frames-0")
             failed_rows = page.locator("#failed table tr").count()
             warnings = page.locator(".warn").count()
             lead = page.locator("#summary p.lead").inner_text()
@@ -98,6 +111,7 @@ def test_report_in_headless_chromium(report, tmp_path):
         "fig-activation-summary",
         "fig-activation-0",
         "fig-traversals-0",
+        "fig-traversal-frames-0",
         "fig-curves",
         "fig-parallel",
         "fig-importance",
@@ -105,9 +119,19 @@ def test_report_in_headless_chromium(report, tmp_path):
         assert fig in ids
     assert all(svgs >= 1 and drawn >= 1 for _, svgs, drawn in figures), figures
     assert images and all(src == "data:image/png;base64," for src in images)
+    assert frames == ["1000", "2000", "3000"]  # one frame per evaluation
+    assert first_labels[2].startswith("z0 ") and "KL=1.33 nats" in first_labels[2]
+    assert last_labels[2].startswith("z0 ") and "KL=4.00 nats" in last_labels[2]
     assert failed_rows == 1 + 3  # header + the failed, running and pending trials
     assert warnings == 0  # the synthetic trials learned
     assert "predicting the mean image costs 565.3 nats" in lead
     assert "Position before scale:" in lead
     assert pair_rows == 1 + 6  # header + the six pairs of factor groups
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def _tick_labels(page, div_id: str) -> list[str]:
+    """The y-axis tick labels of a figure, top to bottom, as drawn."""
+    return page.evaluate(
+        f"Array.from(document.querySelectorAll('#{div_id} .ytick text')).map(t => t.textContent)"
+    )

@@ -55,12 +55,15 @@ def test_a_packed_grid_study_loads_like_the_unpacked_one(small_study_dir, tmp_pa
         scalars = tensorboard_scalars(member)  # read back from the event files
         assert [step for step, _ in scalars["ray/tune/recon"]] == [10, 20, 30, 40]
         assert scalars["ray/tune/recon"][-1][1] == pytest.approx(rows(member)[-1]["recon"])
+        snapshots = sorted(p.name for p in (member / "traversals").glob("*.npz"))
+        assert snapshots == ["step_0000020.npz", "step_0000040.npz"]  # every evaluation
         final = sorted(member.glob("checkpoint_*"))[-1]
         assert (final / STATE_FILE).is_file() and (final / TRAVERSALS_FILE).is_file()
 
     packed, apart = load_study(study_dir), load_study(small_study_dir)
     some_trial = small_study_dir / trials_json(small_study_dir)[0]["path"]
     assert len(tensorboard_scalars(some_trial)["ray/tune/recon"]) == 4  # Ray's own logger
+    assert len(list((some_trial / "traversals").glob("step_*.npz"))) == 2  # unpacked: too
     assert list(packed.trials.columns) == list(apart.trials.columns)
     assert list(packed.curves.columns) == list(apart.curves.columns)
     assert packed.metrics == apart.metrics

@@ -410,3 +410,11 @@ def test_rows_read_in_bursts_are_the_rows_read_one_by_one(monkeypatch, burst):
     assert all(step == row["step"] for row, due, step in seen if due)
     if burst:  # plain rows wait for the next evaluation, checkpoint or the end
         assert any(step > row["step"] for row, _, step in seen)
+
+
+def test_traversal_images_are_handed_over_at_every_evaluation():
+    trainer = Trainer(small(steps=25, eval_every=10))
+    seen: list[tuple[int, set]] = []
+    trainer.run(on_traversals=lambda step, arrays: seen.append((step, set(arrays))))
+    assert [step for step, _ in seen] == [10, 20, 25]  # two evaluations and the final one
+    assert all(keys >= set(TRAVERSAL_ARRAYS) for _, keys in seen)  # the contract's arrays

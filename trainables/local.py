@@ -17,6 +17,7 @@ import yaml
 
 from analysis.contract import CONFIG_FILE, METRICS_FILE, STATE_FILE
 from trainables.config import ConfigError, TrialConfig
+from trainables.members import write_snapshot
 from trainables.trainer import Row, Trainer
 
 CHECKPOINTS = "checkpoints"
@@ -101,7 +102,10 @@ def train_to_directory(
             if on_evaluate is not None:
                 on_evaluate(final)
 
-        return trainer.run(report, evaluating)
+        def snapshot(step: int, arrays: dict[str, Any]) -> None:
+            write_snapshot(str(out), step, arrays)
+
+        return trainer.run(report, evaluating, snapshot)
 
 
 def read_rows(path: str | Path) -> list[Row]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from analysis.contract import STATE_FILE, member_dirname
+from analysis.contract import STATE_FILE, member_dirname, traversal_snapshot
 from trainables.config import TrialConfig
 from trainables.data import DSprites
 from trainables.trainer import Row, Trainer
@@ -27,6 +27,24 @@ PARAMS_FILE, RESULT_FILE, ERROR_FILE = "params.json", "result.json", "error.txt"
 TIME_KEY = "time_total_s"  # Ray's name
 KEPT = 2  # checkpoints kept per member: the newest (the final one holds the traversals)
 _CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
+
+
+def put_file(location: str, data: bytes) -> None:
+    """Write ``data`` at ``location``: a local path or a URI pyarrow reaches (s3://, gs://)."""
+    if "://" in location:
+        fs, path = pafs.FileSystem.from_uri(location)
+    else:
+        fs, path = pafs.LocalFileSystem(), os.path.abspath(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def write_snapshot(trial_dir: str, step: int, arrays: dict[str, Any]) -> None:
+    """A trial's traversal images at one evaluation, beside its rows."""
+    from trainables.evaluate import snapshot_npz
+
+    put_file(f"{trial_dir.rstrip('/')}/{traversal_snapshot(step)}", snapshot_npz(arrays))
 
 
 class MemberFolder:
@@ -39,6 +57,7 @@ class MemberFolder:
         self.started = time.monotonic()
         self.earlier_s = 0.0  # training time of earlier runs (a restart resumes it)
         self._writer: Any = None  # TensorBoard's, opened at the first row
+        self._uri = path
 
     @classmethod
     def at(cls, trial_dir: str, j: int, cfg: TrialConfig) -> MemberFolder:
@@ -48,6 +67,7 @@ class MemberFolder:
         else:
             fs, path = pafs.LocalFileSystem(), os.path.abspath(location)
         folder = cls(fs, path, cfg)
+        folder._uri = location
         fs.create_dir(path, recursive=True)
         folder._write(PARAMS_FILE, json.dumps(cfg.to_dict(), indent=1) + "\n")
         return folder
@@ -91,6 +111,9 @@ class MemberFolder:
             self._flush_rows()
         for old in self._checkpoints()[:-KEPT]:
             self.fs.delete_dir(self._p(old))
+
+    def snapshot(self, step: int, arrays: dict[str, Any]) -> None:
+        write_snapshot(self.path if self.local else self._uri, step, arrays)
 
     def fail(self, row: Row) -> None:
         """The diverged row (it names the reason) and error.txt."""

@@ -41,6 +41,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -82,6 +83,7 @@ EPS = 1e-8
 OnReport = Callable[[int, Row, bool], None]  # (slot, row, checkpoint_due)
 OnEvaluate = Callable[[int, bool], None]  # (slot, final), before the evaluation
 OnEnd = Callable[[int, Exception | None], None]  # (slot, None or TrainingDiverged)
+OnSlotTraversals = Callable[[int, int, dict], None]  # (slot, step, traversal arrays)
 
 
 def architecture(cfg: TrialConfig) -> tuple[Any, ...]:
@@ -373,18 +375,24 @@ class Population:
         on_report: OnReport | None = None,
         on_evaluate: OnEvaluate | None = None,
         on_end: OnEnd | None = None,
+        on_traversals: OnSlotTraversals | None = None,
     ) -> None:
         """Train until every member has ended.
 
-        For each member, ``on_report(slot, row, checkpoint_due)`` and
-        ``on_evaluate(slot, final)`` are called exactly when its solo trial would call
-        them (``Trainer.run``), with the same rows; ``on_end(slot, error)`` when it
-        finishes (``error`` None) or diverges (``error``: the TrainingDiverged naming its
-        step). ``on_end`` may ``admit`` a new member into the freed slot.
+        For each member, ``on_report(slot, row, checkpoint_due)``,
+        ``on_evaluate(slot, final)`` and ``on_traversals(slot, step, arrays)`` are called
+        exactly when its solo trial would call them (``Trainer.run``), with the same
+        rows; ``on_end(slot, error)`` when it finishes (``error`` None) or diverges
+        (``error``: the TrainingDiverged naming its step). ``on_end`` may ``admit`` a new
+        member into the freed slot.
         """
         report = on_report or (lambda slot, row, due: None)
         ended = on_end or (lambda slot, error: None)
         while True:
+            for i in self._active():  # each member hands its traversals to the callback
+                self.slots[i].member._on_traversals = (
+                    None if on_traversals is None else partial(on_traversals, i)
+                )
             for i in self._active():  # stopped in its final evaluation: finish that first
                 m = self.slots[i].member
                 if m.pending is not None and m.step >= m.cfg.steps:
@@ -439,6 +447,7 @@ class Population:
             if on_evaluate is not None:
                 on_evaluate(i, False)
             row.update(member.evaluate(fast=cfg.eval_fast))
+            member._snapshot()
         report(i, row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
 
     def _finish(

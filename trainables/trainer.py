@@ -41,6 +41,7 @@ RESUMABLE = frozenset(
 )  # fmt: skip
 OnReport = Callable[[Row, bool], None]
 OnEvaluate = Callable[[bool], None]  # called before each evaluation; True: the final one
+OnTraversals = Callable[[int, dict[str, np.ndarray]], None]  # (step, arrays) at each evaluation
 
 
 class TrainingDiverged(RuntimeError):
@@ -160,6 +161,7 @@ class Trainer:
         # the last row while the final evaluation runs: a checkpoint written then carries
         # it, so a resume from there evaluates and reports it instead of doing nothing
         self.pending: Row | None = None
+        self._on_traversals: OnTraversals | None = None
         self._autocast = (
             torch.autocast(dev.type, dtype=torch.bfloat16)
             if cfg.precision == "bf16"
@@ -352,7 +354,10 @@ class Trainer:
         return self._probed(self.step, self.probe.encode(self.model.encoder))
 
     def run(
-        self, on_report: OnReport | None = None, on_evaluate: OnEvaluate | None = None
+        self,
+        on_report: OnReport | None = None,
+        on_evaluate: OnEvaluate | None = None,
+        on_traversals: OnTraversals | None = None,
     ) -> Row | None:
         """Train from ``self.step`` to ``cfg.steps``; return the last row.
 
@@ -360,11 +365,14 @@ class Trainer:
         evaluation and checkpoint steps, and at the end; ``checkpoint_due`` is True every
         ``checkpoint_every`` steps and at the final step. ``on_evaluate(final)`` is called
         before each evaluation: the final one comes after training, so that is where a
-        caller saves the trained weights before minutes of metrics. Raises
+        caller saves the trained weights before minutes of metrics.
+        ``on_traversals(step, arrays)`` receives the traversal images after each
+        evaluation (``evaluate.traversals``), to keep beside the rows. Raises
         TrainingDiverged.
         """
         cfg = self.cfg
         row = None
+        self._on_traversals = on_traversals
         self.model.train()
         report = on_report or (lambda row, due: None)
         if self.pending is not None and self.step >= cfg.steps:  # stopped in the final eval
@@ -404,8 +412,16 @@ class Trainer:
                 if on_evaluate is not None:
                     on_evaluate(False)
                 row.update(self.evaluate(fast=cfg.eval_fast))
+                self._snapshot()
             report(row, due)
         return row
+
+    def _snapshot(self) -> None:
+        """The traversal images at this evaluation, to ``on_traversals`` (see run)."""
+        if self._on_traversals is not None:
+            from trainables.evaluate import traversals
+
+            self._on_traversals(self.step, traversals(self))
 
     def _finish(self, row: Row, report: OnReport, on_evaluate: OnEvaluate | None) -> Row:
         """The final evaluation of the last row, then its report (a checkpoint is due)."""
@@ -413,6 +429,7 @@ class Trainer:
         if on_evaluate is not None:
             on_evaluate(True)
         row.update(self.evaluate(fast=False))
+        self._snapshot()
         self.pending = None
         report(row, True)
         return row

@@ -24,6 +24,7 @@ from ray import tune
 
 from analysis.contract import MEMBERS_KEY
 from trainables.config import TrialConfig
+from trainables.members import write_snapshot
 from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
 
 DIVERGED_KEY = "diverged"  # True in the last row of a diverged trial
@@ -59,8 +60,15 @@ def train(config: dict[str, Any]) -> None:
             trainer.save_checkpoint(tmp)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
 
+    study_dir = config.get(STUDY_DIR_KEY)
+    trial_dir = os.path.basename(tune.get_context().get_trial_dir())
+
+    def on_traversals(step: int, arrays: dict[str, Any]) -> None:
+        if study_dir:  # beside result.json in the trial's folder of the study
+            write_snapshot(storage_join(study_dir, trial_dir), step, arrays)
+
     try:
-        trainer.run(on_report)
+        trainer.run(on_report, on_traversals=on_traversals)
     except TrainingDiverged as e:
         tune.report(diverged_row(e, cfg))
         raise
@@ -105,7 +113,7 @@ def train_population(config: dict[str, Any]) -> None:
             folders[j].fail(_finite(diverged_row(error, configs[j])))
         summary.end(j, error)
 
-    pop.run(on_report, on_end=on_end)
+    pop.run(on_report, on_end=on_end, on_traversals=lambda j, step, a: folders[j].snapshot(step, a))
     summary.report(final=[f.rows[-1] if f.rows else None for f in folders])
 
 
