@@ -131,14 +131,18 @@ def cluster_hosts() -> set[str]:
     return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
 
 
-def check_storage_reaches(spec: Spec, hosts: set[str]) -> None:
-    """A local storage folder exists on this machine only: refused when trials run on
-    other hosts too (Ray needs storage every node reaches, cloud or shared)."""
-    if storage.is_local(spec.storage) and len(hosts) > 1:
+def check_storage_reaches(spec: Spec, hosts: set[str], mounts: str = "/proc/mounts") -> None:
+    """A storage folder on this machine's own disk: refused when trials run on other
+    hosts too (Ray needs storage every node reaches: a cloud URI, or a folder on a shared
+    network file system mounted alike on every node)."""
+    where = spec.storage
+    if storage.is_local(where) and len(hosts) > 1:
+        if storage.on_network_filesystem(where, mounts):
+            return
         raise SpecError(
-            f"storage={spec.storage} is a folder on this machine, but the cluster runs "
+            f"storage={where} is a folder on this machine's own disk, but the cluster runs "
             f"trials on {len(hosts)} hosts that cannot write there; use --set "
-            "storage=s3://BUCKET/PATH (or gs://...)"
+            "storage=s3://BUCKET/PATH (or gs://...), or a folder on a shared file system"
         )
 
 

@@ -43,3 +43,30 @@ def read_text(location: str) -> str:
 
 def is_local(location: str) -> bool:
     return "://" not in location
+
+
+# File systems every node of a cluster mounts alike (a local folder on one of them is not).
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "lustre", "gpfs", "beegfs", "cifs", "smb3", "smbfs", "ceph", "glusterfs",
+     "fuse.glusterfs", "fuse.sshfs", "fuse.cephfs", "panfs", "wekafs", "fuse.juicefs"}
+)  # fmt: skip
+
+
+def on_network_filesystem(path: str, mounts: str = "/proc/mounts") -> bool:
+    """Whether the local ``path`` lies on a network file system (Linux's mount table):
+    the folder a shared NFS/Lustre/GPFS... storage of a cluster lives in."""
+    import os
+
+    try:
+        with open(mounts) as f:
+            table = [line.split()[1:3] for line in f if len(line.split()) >= 3]
+    except OSError:
+        return False
+    target = os.path.realpath(path)
+    best, kind = "", ""
+    for point, fstype in table:
+        point = point.replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fstype
+    return kind in NETWORK_FILESYSTEMS

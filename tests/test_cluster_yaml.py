@@ -62,6 +62,28 @@ def test_token_authentication_on_every_node(config):
     assert any("export RAY_AUTH_MODE=token" in c for c in config["setup_commands"])
 
 
+def test_rays_own_image_for_the_pinned_ray_and_python_on_a_current_ami(config):
+    import ray
+
+    docker = config["docker"]
+    tag = f"rayproject/ray:{ray.__version__}-py311"
+    assert docker["head_image"] == f"{tag}-cpu" and docker["worker_image"] == f"{tag}-gpu"
+    for node in config["available_node_types"].values():
+        assert node["node_config"]["ImageId"] == "YOUR-DLAMI-ID"  # the README says which
+    # inside the container: the image's Python, not the host's externally managed one
+    assert not any("python3 -m pip" in c for c in config["setup_commands"])
+    assert all("sudo" not in c for c in config["setup_commands"])
+
+
+def test_least_privilege_instance_profiles(config):
+    types = config["available_node_types"]
+    head = types[config["head_node_type"]]["node_config"]["IamInstanceProfile"]["Arn"]
+    worker = types["gpu_worker"]["node_config"]["IamInstanceProfile"]["Arn"]
+    assert head.endswith(":instance-profile/betastudy-head")
+    assert worker.endswith(":instance-profile/betastudy-worker")
+    assert "ray-autoscaler-v1" not in CLUSTER_YAML.read_text().split("cluster_name:")[1]
+
+
 def test_setup_installs_the_project_with_pinned_dependencies(config):
     import ray
 
@@ -69,5 +91,24 @@ def test_setup_installs_the_project_with_pinned_dependencies(config):
     pins = dict(re.findall(r'"([a-z_\-]+)(?:\[[a-z,]+\])?==([0-9.]+)"', setup))
     assert pins["ray"] == ray.__version__
     assert {"torch", "optuna", "numpy", "pandas", "pyarrow", "plotly"} <= set(pins)
-    assert "pip install --no-deps -e ~/betastudy" in setup
+    assert "python -m pip install --no-deps -e ~/betastudy" in setup
     assert config["file_mounts"]["~/betastudy"] == "."
+
+
+def test_the_readmes_iam_policies_give_least_privilege():
+    import json
+
+    text = (CLUSTER_YAML.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```json\n")[1:]]
+    worker, head = (json.loads(b) for b in blocks[:2])
+    worker_actions = {a for st in worker["Statement"] for a in _list(st["Action"])}
+    assert worker_actions <= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert all("YOUR-BUCKET" in st["Resource"] for st in worker["Statement"])
+    (passrole,) = [st for st in head["Statement"] if "iam:PassRole" in _list(st["Action"])]
+    assert passrole["Resource"].endswith(":role/betastudy-worker")  # that one role only
+    assert not any(a.startswith("iam:") and a != "iam:PassRole"
+                   for st in head["Statement"] for a in _list(st["Action"]))  # fmt: skip
+
+
+def _list(value):
+    return value if isinstance(value, list) else [value]

@@ -256,8 +256,12 @@ def test_asha_with_optuna_seed_replicates_is_refused():
 def test_local_storage_is_refused_when_trials_run_on_other_hosts(tmp_path):
     from study.runner import check_storage_reaches
 
+    mounts = tmp_path / "mounts"  # a mount table: / on a local disk, /shared over NFS
+    mounts.write_text("/dev/sda1 / ext4 rw 0 0\nnas:/export /shared nfs4 rw 0 0\n")
     spec = validate({"storage": str(tmp_path)})
-    check_storage_reaches(spec, {"10.0.0.1"})  # nodes on this host alone: fine
+    two = {"10.0.0.1", "10.0.0.2"}
+    check_storage_reaches(spec, {"10.0.0.1"}, str(mounts))  # nodes on this host alone: fine
     with pytest.raises(SpecError, match=r"runs trials on 2 hosts .* storage=s3://"):
-        check_storage_reaches(spec, {"10.0.0.1", "10.0.0.2"})
-    check_storage_reaches(validate({"storage": "s3://bucket/runs"}), {"10.0.0.1", "10.0.0.2"})
+        check_storage_reaches(spec, two, str(mounts))
+    check_storage_reaches(validate({"storage": "/shared/runs"}), two, str(mounts))  # NFS
+    check_storage_reaches(validate({"storage": "s3://bucket/runs"}), two, str(mounts))
