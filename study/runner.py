@@ -95,9 +95,33 @@ def run_config(spec: Spec) -> tune.RunConfig:
         storage_path=spec.storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        callbacks=[SessionCallbacks()],
+        callbacks=[SessionCallbacks(), *trackers(spec)],
         verbose=0,  # Progress prints instead
     )
+
+
+MLFLOW_DIR = "mlruns"  # in a local study directory, unless MLFLOW_TRACKING_URI says where
+
+
+def trackers(spec: Spec) -> list[tune.Callback]:
+    """Ray Tune's logger callbacks for ``spec.tracking`` (TensorBoard needs none: Ray
+    writes its event files into every trial folder already). MLflow: one run per trial,
+    its config as parameters and every row's numbers as metrics, in MLFLOW_TRACKING_URI
+    or a file store in the study directory."""
+    if "mlflow" not in spec.tracking:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        if not storage.is_local(spec.storage):
+            raise SpecError(
+                "tracking: mlflow with cloud storage needs MLFLOW_TRACKING_URI (a tracking "
+                "server); its file store is local"
+            )
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for it
+        uri = "file:" + storage.join(spec.storage, spec.name, MLFLOW_DIR)
+    return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.name)]
 
 
 def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, echo: Echo) -> None:

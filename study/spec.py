@@ -43,6 +43,7 @@ TOP_KEYS = (
     "storage",
     "checkpoint_every",
     "max_failures",
+    "tracking",
 )
 DEFAULTS: dict[str, Any] = {
     "name": "study",
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "storage": "runs",
     "checkpoint_every": None,
     "max_failures": 2,
+    "tracking": [],
 }
 SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
 MODES = ("grid", "optuna")
@@ -124,6 +126,7 @@ class Spec:
     max_failures: int
     population: int = 1  # grid configurations trained together in one process (1: apart)
     notes: tuple[str, ...] = ()  # what validation decided for the user (gpu: auto)
+    tracking: tuple[str, ...] = ()  # experiment trackers fed as trials report (TRACKERS)
 
     @property
     def checkpoint_every(self) -> int:
@@ -158,6 +161,7 @@ class Spec:
             "storage": self.storage,
             "checkpoint_every": self.checkpoint_every,
             "max_failures": self.max_failures,
+            "tracking": list(self.tracking),
         }
 
 
@@ -321,6 +325,7 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
         storage=storage,
         max_failures=max_failures,
         population=population,
+        tracking=_tracking(spec["tracking"]),
         notes=tuple(notes),
     )
 
@@ -368,6 +373,29 @@ def _storage(value: Any) -> str:
             raise SpecError(f"storage={value!r}: scheme {scheme!r} is not one of {STORAGE_SCHEMES}")
         return value.rstrip("/")
     return os.path.abspath(os.path.expanduser(value))
+
+
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def _tracking(value: Any) -> tuple[str, ...]:
+    """``tracking: [tensorboard, mlflow]``: TensorBoard files are always written (Ray's
+    logger, and the population members'); mlflow logs every trial as an MLflow run."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise SpecError(f"tracking={value!r}: expected a list of {', '.join(TRACKERS)}")
+    for name in value:
+        _one_of("tracking", name, TRACKERS)
+    if "mlflow" in value:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise SpecError(
+                "tracking: mlflow needs the mlflow package; pip install mlflow-skinny "
+                "(or remove mlflow from tracking)"
+            )
+    return tuple(dict.fromkeys(value))
 
 
 def auto_gpu(machine: Machine | None, population: int, notes: list[str]) -> float | str:

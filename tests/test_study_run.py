@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -304,6 +305,25 @@ def test_bench_study_prints_its_figures(ray_cluster):
     assert "trial start-up" in result.output
 
 
+def test_mlflow_tracking_logs_every_trial_to_a_file_store(ray_cluster, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    from study.runner import run_study
+    from study.spec import validate
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    spec = validate(
+        tiny_spec(tmp_path / "runs", name="tracked", space={"c_max": [2, 5]}, tracking=["mlflow"])
+    )
+    result = run_study(spec, progress=False, report=False)
+    mlflow.set_tracking_uri(f"file:{Path(result.study_dir) / 'mlruns'}")
+    runs = mlflow.search_runs(experiment_names=["tracked"])
+    assert len(runs) == 2
+    assert sorted(runs["params.c_max"].astype(float)) == [2.0, 5.0]
+    finals = {r.config["c_max"]: r.last["recon"] for r in result.records}
+    for _, run in runs.iterrows():
+        assert run["metrics.recon"] == pytest.approx(finals[float(run["params.c_max"])])
+
+
 def test_a_run_starts_without_rays_banners(tmp_path):
     """A fresh `betastudy run` (its own local Ray, as a user starts it): Ray's start-up
     note on token auth, Tune's configuration table, its results path and its TensorBoard
@@ -332,3 +352,16 @@ def test_a_run_starts_without_rays_banners(tmp_path):
     lines = out.splitlines()
     assert any(line.startswith("study tiny: 2 trials -> ") for line in lines)
     assert any(line.startswith("report: ") for line in lines)
+    theirs = [line for line in lines if not any(re.match(p, line) for p in OUR_LINES)]
+    assert theirs == [], out  # every line is betastudy's own
+
+
+# What `betastudy run` itself prints (study.runner, study.progress, study.records).
+OUR_LINES = (
+    r"study \S+: \d+ trials (-> |\()",
+    r"\[ *\d+s\] (start|done|failed|restart) +\S+",
+    r"\[ *\d+s\] \d+ running, \d+ done, \d+ failed of \d+",
+    r"best +value +trial +config$",
+    r"\S+ \((min|max)\) +\S+",
+    r"report: ",
+)

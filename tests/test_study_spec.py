@@ -265,3 +265,9 @@ def test_local_storage_is_refused_when_trials_run_on_other_hosts(tmp_path):
         check_storage_reaches(spec, two, str(mounts))
     check_storage_reaches(validate({"storage": "/shared/runs"}), two, str(mounts))  # NFS
     check_storage_reaches(validate({"storage": "s3://bucket/runs"}), two, str(mounts))
+
+
+def test_tracking_names_known_trackers():
+    assert validate({"tracking": ["tensorboard"]}).tracking == ("tensorboard",)
+    with pytest.raises(SpecError, match="tracking='wandb': expected one of"):
+        validate({"tracking": ["wandb"]})
