@@ -27,6 +27,14 @@ KINDS = {
 COMPARED = ("recon", "kl", "loss", "C", *(kl_key(i) for i in range(4)))
 
 
+@pytest.fixture
+def no_metrics(monkeypatch):
+    """Evaluations without the metric suite (an empty row update): these tests compare
+    training, and each final evaluation would cost seconds; the member-equals-solo test
+    keeps the real one."""
+    monkeypatch.setattr("trainables.evaluate.evaluate_model", lambda trainer, fast: {})
+
+
 def population_rows(pop: Population, **callbacks) -> dict[int, list[dict]]:
     rows: dict[int, list[dict]] = {i: [] for i in range(pop.k)}
     pop.run(lambda i, row, due: rows[i].append(row), **callbacks)
@@ -68,7 +76,7 @@ def test_each_member_equals_its_solo_trial(forward, kinds):
         assert "mig" in rows[i][-1] and np.isfinite(rows[i][-1]["recon"])
 
 
-def test_members_with_different_lengths_and_report_intervals():
+def test_members_with_different_lengths_and_report_intervals(no_metrics):
     cfgs = [small(steps=20, report_every=10, seed=1), small(steps=35, report_every=7, seed=2)]
     rows = population_rows(Population(cfgs))
     assert [r["step"] for r in rows[0]] == [10, 20]
@@ -76,7 +84,7 @@ def test_members_with_different_lengths_and_report_intervals():
     assert_rows_close(rows[1], rows_of(Trainer(cfgs[1])))
 
 
-def test_a_diverging_member_is_frozen_and_the_others_finish():
+def test_a_diverging_member_is_frozen_and_the_others_finish(no_metrics):
     cfgs = [small(steps=30, seed=1), small(steps=30, seed=2), small(steps=30, seed=3)]
     pop = Population(cfgs)
     with torch.no_grad():
@@ -95,7 +103,7 @@ def test_a_diverging_member_is_frozen_and_the_others_finish():
     )
 
 
-def test_a_freed_slot_is_refilled_in_place():
+def test_a_freed_slot_is_refilled_in_place(no_metrics):
     first, later = small(steps=10, seed=1), small(**{**KINDS["piecewise"], "steps": 30, "seed": 5})
     other = small(steps=30, seed=2)
     pop = Population([first, other])
@@ -112,18 +120,13 @@ def test_a_freed_slot_is_refilled_in_place():
     pop.run(lambda i, row, due: rows[i].append(row), on_end=on_end)
     assert {n: p.data_ptr() for n, p in pop.params.items()} == storage  # nothing reallocated
     # the refilled member starts from its own initial weights, moments and step 0
-    assert_rows_close(rows[0], rows_of(Trainer(later)))
-    assert_weights_close(pop.members[0], _trained(later))
+    solo = Trainer(later)
+    assert_rows_close(rows[0], rows_of(solo))
+    assert_weights_close(pop.members[0], solo)
     assert_rows_close(rows[1], rows_of(Trainer(other)))
 
 
-def _trained(cfg):
-    t = Trainer(cfg)
-    t.run()
-    return t
-
-
-def test_a_member_checkpoint_resumes_alone_or_in_a_population(tmp_path):
+def test_a_member_checkpoint_resumes_alone_or_in_a_population(tmp_path, no_metrics):
     cfgs = [small(steps=30, checkpoint_every=10, **KINDS["linear"]), small(steps=30, seed=9)]
     saved = tmp_path / "member0"
 
@@ -148,7 +151,7 @@ def test_a_member_checkpoint_resumes_alone_or_in_a_population(tmp_path):
     assert_rows_close(population_rows(again)[0], continued)
 
 
-def test_shared_batches_give_every_member_the_same_data():
+def test_shared_batches_give_every_member_the_same_data(no_metrics):
     same = [small(steps=10, seed=1), small(steps=10, seed=1, lr=1e-3)]
     rows = population_rows(Population(same, data_mode="shared"))
     # same seed, same data: the first row differs only through lr's effect on steps 2..10

@@ -365,3 +365,33 @@ OUR_LINES = (
     r"\S+ \((min|max)\) +\S+",
     r"report: ",
 )
+
+
+def test_a_workers_exit_at_teardown_is_not_printed_but_other_unraisables_are(capsys):
+    import sys
+    import weakref
+
+    from trainables.tune import quiet_teardown
+
+    before = sys.unraisablehook
+    try:
+        quiet_teardown()
+
+        class Thing:
+            pass
+
+        def exits(_):
+            raise SystemExit(1)  # what Ray's SIGTERM handler raises inside a callback
+
+        def breaks(_):
+            raise ValueError("a real bug")
+
+        for callback in (exits, breaks):
+            thing = Thing()
+            ref = weakref.ref(thing, callback)  # noqa: F841  (kept alive until thing dies)
+            del thing
+        err = capsys.readouterr().err
+        assert "SystemExit" not in err
+        assert "ValueError: a real bug" in err
+    finally:
+        sys.unraisablehook = before

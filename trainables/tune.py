@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from typing import Any
@@ -39,8 +40,25 @@ def trial_config(config: dict[str, Any]) -> TrialConfig:
     return TrialConfig.from_dict({k: v for k, v in config.items() if not k.startswith("__")})
 
 
+def quiet_teardown() -> None:
+    """Ray ends an idle worker with SIGTERM, whose handler raises SystemExit wherever the
+    process happens to be; inside a weakref callback Python then prints "Exception
+    ignored in ... SystemExit" to stderr, which reaches the driver's terminal as a stray
+    traceback after a study that went well. Such unraisable exits are dropped; every
+    other unraisable exception is reported as before."""
+    default = sys.__unraisablehook__
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, (SystemExit, KeyboardInterrupt)):
+            return
+        default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def train(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: train one trial, resuming from Ray's checkpoint."""
+    quiet_teardown()
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line a save
     cfg = trial_config(config)
     use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
@@ -85,6 +103,7 @@ def train_population(config: dict[str, Any]) -> None:
     from trainables.members import MemberFolder
     from trainables.population import Population
 
+    quiet_teardown()
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
     configs = [TrialConfig.from_dict(m) for m in config[MEMBERS_KEY]]
