@@ -16,8 +16,15 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from analysis import switch_on as so
-from analysis.contract import FACTOR_NAMES, factor_info_key, info_key
-from analysis.frontier import DONE, varied_params
+from analysis.contract import (
+    FACTOR_NAMES,
+    FINISHED,
+    factor_info_key,
+    format_value,
+    info_key,
+    parse_kl_key,
+)
+from analysis.frontier import varied_params
 from analysis.load import Study
 from analysis.rows import kl_columns
 
@@ -40,7 +47,7 @@ def trial_title(study: Study, trial_id: str) -> str:
     for p in dict.fromkeys(params):
         col = f"config/{p}"
         if not row.empty and col in row:
-            parts.append(f"{p}={_fmt(row[col].iloc[0])}")
+            parts.append(f"{p}={format_value(row[col].iloc[0])}")
     return f"trial {trial_id}" + (f" · {', '.join(parts)}" if parts else "")
 
 
@@ -81,7 +88,7 @@ def activation_data(
         curve = curve.iloc[np.unique(np.r_[np.arange(0, len(curve), every), len(curve) - 1])]
     lats = so.latent_columns(curve)
     base = curve[["step", "C"]] if "C" in curve else curve[["step"]].assign(C=np.nan)
-    kl = {int(c[4:]): c for c in kl_columns(curve)}
+    kl = {parse_kl_key(c): c for c in kl_columns(curve)}
     latent_curves = pd.concat(
         [
             base.assign(
@@ -314,9 +321,9 @@ def activation_summary_data(
     ``excluded`` with the reason, never silently dropped."""
     t = study.trials
     complete = t["complete"].fillna(False).astype(bool) if "complete" in t else True
-    ok = t["status"].isin(DONE) & complete
+    ok = t["status"].isin(FINISHED) & complete
     reasons = np.where(
-        t["status"].isin(DONE),
+        t["status"].isin(FINISHED),
         "stopped early (did not reach its last step)",
         "status " + t["status"].astype(str),
     )
@@ -430,11 +437,3 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
         height=460,
     )
     return fig
-
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)

@@ -22,6 +22,11 @@ set of inputs (``analysis.metrics.information``), because KL alone is not inform
 
 from __future__ import annotations
 
+import math
+import re
+
+import numpy as np
+
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
 
@@ -77,7 +82,17 @@ def traversal_snapshot(step: int) -> str:
 
 DONE_FILE = "done.json"  # written when a trial finishes: final row and status
 
+# Files of a Ray trial's folder (Ray's names; a population member's folder has the same).
+RESULT_FILE = "result.json"  # one report row per line
+PARAMS_FILE = "params.json"  # the trial's config
+ERROR_FILE = "error.txt"  # a failed trial's reason: its last non-empty line
+# Trial statuses (Ray's names): the ended ones, and those whose final values count.
+TERMINATED, ERROR = "TERMINATED", "ERROR"
+ENDED = (TERMINATED, ERROR)  # trained no more
+FINISHED = (TERMINATED,)  # ended well: their final values count
+
 # Study-level files (``betastudy run``).
+TRIALS_FILE = "trials.json"  # the runner's list of trials (id, folder, status, error, config)
 STUDY_SPEC_FILE = "study.yaml"  # the resolved, validated study spec
 OPTUNA_DB_FILE = "optuna.db"  # Optuna's own storage (sqlite) for Optuna studies
 OPTUNA_JOURNAL_FILE = "optuna.journal"  # the study as the sampler saw it, written live
@@ -98,6 +113,12 @@ def member_id(population_id: str, j: int) -> str:
 def kl_key(i: int) -> str:
     """Column of latent ``i``'s KL (nats)."""
     return f"kl_z{i}"
+
+
+def parse_kl_key(column: str) -> int | None:
+    """``"kl_z3"`` -> 3; None for any other column."""
+    m = re.fullmatch(r"kl_z(\d+)", column)
+    return int(m.group(1)) if m else None
 
 
 def mean_var_key(i: int) -> str:
@@ -168,3 +189,28 @@ TRAVERSAL_ARRAYS: tuple[str, ...] = (
     "info",
     "factor",
 )
+
+
+# ---- reading and writing the files ---------------------------------------------------
+
+
+def last_line(text: str) -> str | None:
+    """The reason of a failure: the last non-empty line of an error.txt."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+def jsonable(row: dict) -> dict:
+    """A row as JSON can hold it: undefined metrics (NaN, infinities) become null."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+def format_value(v: object) -> str:
+    """A value as lines and labels show it: four significant digits, whole floats as ints."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)

@@ -15,11 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS, MEAN_IMAGE_RECON
+from analysis.contract import DIRECTIONS, FINISHED, MEAN_IMAGE_RECON, format_value
 
 SEED = "config/seed"
 COLOR_PARAMS = ("c_max", "gamma", "beta")  # colour choices, in order of preference
-DONE = ("TERMINATED",)  # statuses whose final values count
 
 
 def varied_params(trials: pd.DataFrame) -> list[str]:
@@ -45,7 +44,7 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, x_dir: str = "min", y_dir: str = "
 
 
 def aggregate_seeds(
-    trials: pd.DataFrame, columns: list[str], statuses: tuple[str, ...] | None = DONE
+    trials: pd.DataFrame, columns: list[str], statuses: tuple[str, ...] | None = FINISHED
 ) -> pd.DataFrame:
     """One row per configuration: the varied params, ``n`` (trials), ``trial_ids``,
     ``label`` ("c_max=25, gamma=1000") and ``<col>_mean`` / ``<col>_sd`` (sample sd, ddof=1:
@@ -65,7 +64,10 @@ def aggregate_seeds(
         out[f"{c}_mean"] = grouped[c].mean()
         out[f"{c}_sd"] = grouped[c].std(ddof=1)
     out["label"] = (
-        [", ".join(f"{p}={_fmt(r[f'config/{p}'])}" for p in params) for _, r in out.iterrows()]
+        [
+            ", ".join(f"{p}={format_value(r[f'config/{p}'])}" for p in params)
+            for _, r in out.iterrows()
+        ]
         if params
         else "all trials"
     )
@@ -88,7 +90,7 @@ def frontier_data(
     *,
     x: str = "recon",
     color: str | None = "auto",
-    statuses: tuple[str, ...] | None = DONE,
+    statuses: tuple[str, ...] | None = FINISHED,
 ) -> FrontierData:
     """Points, seed aggregates and Pareto front of ``x`` (min) against ``metric`` (max)."""
     if metric not in trials:
@@ -199,7 +201,7 @@ def grid_data(
     x: str,
     y: str,
     metrics: list[str],
-    statuses: tuple[str, ...] | None = DONE,
+    statuses: tuple[str, ...] | None = FINISHED,
 ) -> pd.DataFrame:
     """Long frame (x, y, metric, mean, sd, n): each metric's mean over seeds (and over any
     other varied hyperparameter) in each cell of the (x, y) grid."""
@@ -229,8 +231,8 @@ def plot_grid_heatmaps(data: pd.DataFrame, x: str, y: str, cols: int = 3) -> go.
         fig.add_trace(
             go.Heatmap(
                 z=z,
-                x=[_fmt(v) for v in piv.columns],
-                y=[_fmt(v) for v in piv.index],
+                x=[format_value(v) for v in piv.columns],
+                y=[format_value(v) for v in piv.index],
                 colorscale="Viridis" if DIRECTIONS.get(m, "max") == "max" else "Viridis_r",
                 showscale=False,
                 text=text,
@@ -244,10 +246,6 @@ def plot_grid_heatmaps(data: pd.DataFrame, x: str, y: str, cols: int = 3) -> go.
     fig.update_yaxes(type="category", title_text=y)
     fig.update_layout(title=f"Grid over {x} x {y} (mean over seeds)", height=300 * rows + 80)
     return fig
-
-
-def _fmt(v: object) -> str:
-    return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 def _numeric(trials: pd.DataFrame) -> list[str]:

@@ -23,21 +23,25 @@ from analysis import rows as _rows
 from analysis.contract import (
     CONFIG_FILE,
     DONE_FILE,
+    ERROR_FILE,
     MEMBERS_KEY,
     METRICS_FILE,
     OPTUNA_DB_FILE,
+    PARAMS_FILE,
+    RESULT_FILE,
     STUDY_SPEC_FILE,
     TRAVERSALS_DIR,
     TRAVERSALS_FILE,
+    TRIALS_FILE,
+    last_line,
     member_dirname,
     member_id,
+    parse_kl_key,
 )
 from analysis.fs import ReportInputError, StudyFS, join
 
 __all__ = ["ReportInputError", "Study", "load_study"]
 
-TRIALS_FILE = "trials.json"  # written by the runner at the end of a study
-RESULT_FILE, PARAMS_FILE, ERROR_FILE = "result.json", "params.json", "error.txt"  # Ray's names
 _EXPERIMENT_STATE = re.compile(r"experiment_state-.*\.json$")
 _RAY_CHECKPOINT = re.compile(r"checkpoint_(\d+)$")  # Ray: checkpoint_000003
 _TRAIN_CHECKPOINT = re.compile(r"step_(\d+)$")  # betastudy train: checkpoints/step_0001000
@@ -74,7 +78,7 @@ class Study:
         long = self.curves[["trial_id", "step", "C", *cols]].melt(
             id_vars=["trial_id", "step", "C"], value_vars=cols, var_name="latent", value_name="kl"
         )
-        long["latent"] = long["latent"].str.slice(4).astype(int)  # "kl_z3" -> 3
+        long["latent"] = long["latent"].map(parse_kl_key).astype(int)  # "kl_z3" -> 3
         return long.sort_values(["trial_id", "latent", "step"], ignore_index=True)
 
     @property
@@ -259,7 +263,7 @@ def _load_ray_trial(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:
     frame = _rows.parse_jsonl(data) if data is not None else None
     error = entry.get("error")
     if not error and ERROR_FILE in files:
-        error = _last_line(sfs.read_text(join(rel, ERROR_FILE)))
+        error = last_line(sfs.read_text(join(rel, ERROR_FILE)))
     if not error and data:
         error = _rows.last_error(data)  # a diverged trial's last row names its reason
     ckpts = [(int(m.group(1)), n) for n in files if (m := _RAY_CHECKPOINT.match(n))]
@@ -340,9 +344,3 @@ def _read_json(sfs: StudyFS, rel: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _last_line(text: str) -> str | None:
-    """The reason of a failure: the last non-empty line of Ray's error.txt."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else None

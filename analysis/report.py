@@ -25,7 +25,7 @@ from analysis import frontier as fr
 from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
-from analysis.contract import MEAN_IMAGE_RECON
+from analysis.contract import FINISHED, MEAN_IMAGE_RECON
 from analysis.fs import ReportInputError, writable_folder
 from analysis.load import Study, load_study
 
@@ -85,7 +85,7 @@ def build_report(
     # computed once, read by the summary, the activation section and the warning
     learned_ = functools.cache(lambda: learned(study, active_nats))
     summary = functools.cache(lambda: act.activation_summary_data(study, factor_share=factor_share))
-    done = study.trials[study.trials["status"].isin(fr.DONE)]
+    done = study.trials[study.trials["status"].isin(FINISHED)]
     has_metric = metric in study.trials and done[metric].notna().any()
     front = fr.frontier_data(study.trials, metric, color=color) if has_metric else None
     section(
@@ -119,7 +119,7 @@ def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
     informative latent's ``info_z`` in the last row, NaN if not measured), active (latents
     active at the end by the switch-on rule) and nothing (``switch_on.learned_nothing``:
     reconstruction within ``switch_on.NOTHING_MARGIN`` nats of the mean image)."""
-    t = study.trials[(study.trials["n_reports"] > 0) & study.trials["status"].isin(fr.DONE)]
+    t = study.trials[(study.trials["n_reports"] > 0) & study.trials["status"].isin(FINISHED)]
     info_cols = [f"info_z{i}" for i in so.latent_columns(t)]
     most = t[info_cols].max(axis=1) if info_cols else pd.Series(np.nan, index=t.index)
     table = so.latent_switch_on(study.curves, active_nats)
@@ -399,7 +399,7 @@ def _importance(study: Study, metric: str) -> str:
 
 
 def _failed(study: Study) -> str:
-    t = study.trials[~study.trials["status"].isin(fr.DONE)]
+    t = study.trials[~study.trials["status"].isin(FINISHED)]
     if t.empty:
         return _note("Every trial finished." if len(study.trials) else "No trials yet.")
     params = fr.varied_params(study.trials)

@@ -19,6 +19,7 @@ from analysis.contract import (
     TRAIN_COLUMNS,
     is_probe_key,
     mi_key,
+    parse_kl_key,
     parse_mi_key,
 )
 
@@ -38,7 +39,7 @@ CURVE_EXTRA = ("time_total_s",)
 def kl_columns(frame: pd.DataFrame) -> list[str]:
     """``kl_z*`` columns of a frame, by latent index."""
     cols = [c for c in frame.columns if _KL.match(str(c))]
-    return sorted(cols, key=lambda c: int(c[4:]))
+    return sorted(cols, key=parse_kl_key)
 
 
 def probe_columns(frame: pd.DataFrame) -> list[str]:

@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS, MEAN_IMAGE_RECON
-from analysis.frontier import DONE, varied_params
+from analysis.contract import DIRECTIONS, FINISHED, MEAN_IMAGE_RECON
+from analysis.frontier import varied_params
 from analysis.load import Study
 
 STATUS_COLORS = {
@@ -105,7 +105,7 @@ def plot_training_curves(data: pd.DataFrame) -> go.Figure:
 
 
 def parallel_coords_data(
-    trials: pd.DataFrame, metric: str = "mig", statuses: tuple[str, ...] | None = DONE
+    trials: pd.DataFrame, metric: str = "mig", statuses: tuple[str, ...] | None = FINISHED
 ) -> pd.DataFrame:
     """trial_id, the varied hyperparameters (``config/`` dropped) and recon, metric."""
     if statuses is not None:
@@ -215,7 +215,7 @@ def _optuna_study_from_trials(trials: pd.DataFrame, target: str):
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    done = trials[trials["status"].isin(DONE)].dropna(subset=[target])
+    done = trials[trials["status"].isin(FINISHED)].dropna(subset=[target])
     params = varied_params(done)
     if len(done) < 2 or not params:
         return None

@@ -10,7 +10,7 @@ from typing import Any
 
 from ray import tune
 
-from analysis.contract import MEMBERS_KEY
+from analysis.contract import MEMBERS_KEY, format_value, last_line
 from analysis.switch_on import ACTIVE_NATS
 from trainables.tune import ERROR_KEY
 
@@ -32,7 +32,7 @@ class Progress(tune.Callback):
         members = trial.config.get(MEMBERS_KEY)
         if isinstance(members, list):  # a packed study's trial: a population
             return f"{trial.trial_id} (population of {len(members)})"
-        params = " ".join(f"{k}={_fmt(trial.config.get(k))}" for k in self.varied)
+        params = " ".join(f"{k}={format_value(trial.config.get(k))}" for k in self.varied)
         return f"{trial.trial_id} ({params})" if params else trial.trial_id
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -93,9 +93,4 @@ def _error_line(trial) -> str:
         text = Path(trial.error_file).read_text()
     except (OSError, TypeError, AttributeError):
         return "see error.txt in its folder"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "see error.txt in its folder"
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return last_line(text) or "see error.txt in its folder"

@@ -16,16 +16,23 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.contract import MEMBERS_KEY, OPTUNA_DB_FILE, member_dirname, member_id
+from analysis.contract import (
+    ENDED,
+    ERROR_FILE,
+    MEMBERS_KEY,
+    OPTUNA_DB_FILE,
+    RESULT_FILE,
+    TRIALS_FILE,
+    format_value,
+    last_line,
+    member_dirname,
+    member_id,
+)
 from study import storage
 from study.space import to_optuna
 from study.spec import Spec
-from trainables.members import RESULT_FILE
 from trainables.tune import ERROR_KEY
 
-TRIALS_FILE = "trials.json"
-ERROR_FILE = "error.txt"  # Ray's, in a failed trial's folder
-DONE = ("TERMINATED", "ERROR")
 _GRID_ID = re.compile(r"[0-9a-f]{5}_\d{5}")  # Ray's ids of generated variants
 
 
@@ -92,7 +99,7 @@ def _members(
             state, error = "ERROR", last.get(ERROR_KEY) or error
         elif isinstance(last.get("step"), int) and last["step"] >= config.get("steps", 0):
             state = "TERMINATED"
-        elif status in DONE:  # its population ended (or died) before it finished
+        elif status in ENDED:  # its population ended (or died) before it finished
             state = "ERROR"
             error = _error_line(storage.join(study_dir, rel, ERROR_FILE)) or (
                 "its population stopped before it finished"
@@ -112,12 +119,11 @@ def _last_row(location: str) -> dict[str, Any]:
 
 
 def _error_line(location: str) -> str | None:
-    """The reason of a failure: the last non-empty line of Ray's error.txt."""
+    """The reason of a failure recorded in an error.txt, or None."""
     try:
-        lines = [ln.strip() for ln in storage.read_text(location).splitlines() if ln.strip()]
+        return last_line(storage.read_text(location))
     except OSError:
         return None
-    return lines[-1] if lines else None
 
 
 def write_trials_json(study_dir: str, records: list[TrialRecord]) -> None:
@@ -160,7 +166,7 @@ def _optuna_trial(group: list[TrialRecord], spec: Spec, dists: dict[str, Any]) -
     import optuna
     from optuna.trial import TrialState
 
-    if any(r.status not in DONE for r in group):
+    if any(r.status not in ENDED for r in group):
         return None  # still to run (an interrupted study): not told yet
     values = []
     for metric in spec.objectives:
@@ -198,7 +204,7 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
     varied = [*spec.space, "seed"]
 
     def describe(r: TrialRecord) -> str:
-        return " ".join(f"{k}={_fmt(r.config.get(k))}" for k in varied)
+        return " ".join(f"{k}={format_value(r.config.get(k))}" for k in varied)
 
     rows = []
     for metric, direction in spec.objectives.items():
@@ -208,7 +214,7 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
             rows.append((f"{metric} ({direction})", "-", "-", "no finished trial reported it"))
             continue
         v, best = (min if direction == "min" else max)(done, key=lambda p: p[0])
-        rows.append((f"{metric} ({direction})", _fmt(v), best.trial_id, describe(best)))
+        rows.append((f"{metric} ({direction})", format_value(v), best.trial_id, describe(best)))
     lines += _table(("best", "value", "trial", "config"), rows)
     early = [r for r in records if r.status == "TERMINATED" and _stopped_early(r)]
     if early:
@@ -219,7 +225,7 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
         for r in failed:
             lines.append(f"  {r.trial_id} ({describe(r)}): {r.error or 'no reason recorded'}")
     # trials not ended, and those an interrupted study never created
-    unfinished = sum(r.status not in DONE for r in records) + max(0, spec.n_trials - len(records))
+    unfinished = sum(r.status not in ENDED for r in records) + max(0, spec.n_trials - len(records))
     if unfinished:
         lines.append(
             f"unfinished: {unfinished} of {spec.n_trials} trials; "
@@ -237,9 +243,3 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     return [line.format(*header).rstrip(), *(line.format(*row).rstrip() for row in rows)]
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)

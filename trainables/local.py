@@ -8,14 +8,13 @@ traversals.npz in the final one).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from analysis.contract import CONFIG_FILE, METRICS_FILE, STATE_FILE
+from analysis.contract import CONFIG_FILE, METRICS_FILE, STATE_FILE, jsonable
 from trainables.config import ConfigError, TrialConfig
 from trainables.members import write_snapshot
 from trainables.trainer import Row, Trainer
@@ -89,7 +88,7 @@ def train_to_directory(
     with (out / METRICS_FILE).open("a") as f:
 
         def report(row: Row, checkpoint_due: bool) -> None:
-            f.write(json.dumps(_jsonable(row)) + "\n")
+            f.write(json.dumps(jsonable(row)) + "\n")
             f.flush()  # a crash loses nothing already reported
             if checkpoint_due:
                 checkpoint()
@@ -117,10 +116,3 @@ def _truncate(metrics: Path, step: int) -> None:
     if metrics.exists():
         keep = [r for r in read_rows(metrics) if r["step"] <= step]
         metrics.write_text("".join(json.dumps(r) + "\n" for r in keep))
-
-
-def _jsonable(row: Row) -> Row:
-    # JSON has no NaN: undefined metrics are written as null
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
-    }

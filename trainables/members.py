@@ -18,12 +18,18 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from analysis.contract import STATE_FILE, member_dirname, traversal_snapshot
+from analysis.contract import (
+    ERROR_FILE,
+    PARAMS_FILE,
+    RESULT_FILE,
+    STATE_FILE,
+    member_dirname,
+    traversal_snapshot,
+)
 from trainables.config import TrialConfig
 from trainables.data import DSprites
 from trainables.trainer import Row, Trainer
 
-PARAMS_FILE, RESULT_FILE, ERROR_FILE = "params.json", "result.json", "error.txt"  # Ray's names
 TIME_KEY = "time_total_s"  # Ray's name
 KEPT = 2  # checkpoints kept per member: the newest (the final one holds the traversals)
 _CHECKPOINT = re.compile(r"checkpoint_(\d+)$")

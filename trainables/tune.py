@@ -23,7 +23,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from analysis.contract import MEMBERS_KEY
+from analysis.contract import MEMBERS_KEY, jsonable
 from trainables.config import TrialConfig
 from trainables.members import write_snapshot
 from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
@@ -70,7 +70,7 @@ def train(config: dict[str, Any]) -> None:
             trainer = Trainer.from_checkpoint(directory)
 
     def on_report(row: Row, checkpoint_due: bool) -> None:
-        row = _finite(row)
+        row = jsonable(row)
         if not checkpoint_due:
             tune.report(row)
             return
@@ -122,14 +122,14 @@ def train_population(config: dict[str, Any]) -> None:
     summary = PopulationSummary(len(configs))
 
     def on_report(j: int, row: Row, checkpoint_due: bool) -> None:
-        folders[j].add_row(_finite(row))
+        folders[j].add_row(jsonable(row))
         if checkpoint_due:
             folders[j].checkpoint(pop.members[j])
         summary.update(j, row)
 
     def on_end(j: int, error: Exception | None) -> None:
         if isinstance(error, TrainingDiverged):
-            folders[j].fail(_finite(diverged_row(error, configs[j])))
+            folders[j].fail(jsonable(diverged_row(error, configs[j])))
         summary.end(j, error)
 
     pop.run(on_report, on_end=on_end, on_traversals=lambda j, step, a: folders[j].snapshot(step, a))
@@ -189,10 +189,3 @@ def diverged_row(e: TrainingDiverged, cfg: TrialConfig) -> Row:
     row[DIVERGED_KEY] = True
     row[ERROR_KEY] = f"{type(e).__name__}: {e}"
     return row
-
-
-def _finite(row: Row) -> Row:
-    # undefined metrics (NaN) are reported as None: JSON has no NaN
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
-    }
