@@ -80,8 +80,6 @@ def traversal_snapshot(step: int) -> str:
     return f"{TRAVERSALS_DIR}/step_{step:07d}.npz"
 
 
-DONE_FILE = "done.json"  # written when a trial finishes: final row and status
-
 # Files of a Ray trial's folder (Ray's names; a population member's folder has the same).
 RESULT_FILE = "result.json"  # one report row per line
 PARAMS_FILE = "params.json"  # the trial's config

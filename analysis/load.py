@@ -22,7 +22,7 @@ import yaml
 from analysis import rows as _rows
 from analysis.contract import (
     CONFIG_FILE,
-    DONE_FILE,
+    ERROR,
     ERROR_FILE,
     MEMBERS_KEY,
     METRICS_FILE,
@@ -30,6 +30,7 @@ from analysis.contract import (
     PARAMS_FILE,
     RESULT_FILE,
     STUDY_SPEC_FILE,
+    TERMINATED,
     TRAVERSALS_DIR,
     TRAVERSALS_FILE,
     TRIALS_FILE,
@@ -85,9 +86,6 @@ class Study:
     def metrics(self) -> list[str]:
         """The evaluation metrics this study reported."""
         return [c for c in self.evaluations.columns if c not in ("trial_id", "step", "C")]
-
-    def config_columns(self) -> list[str]:
-        return [c for c in self.trials.columns if c.startswith("config/")]
 
     def traversals(self, trial_id: str) -> dict[str, np.ndarray] | None:
         """The arrays of a trial's final ``traversals.npz`` (contract layout), or None."""
@@ -268,7 +266,7 @@ def _load_ray_trial(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:
         error = _rows.last_error(data)  # a diverged trial's last row names its reason
     ckpts = [(int(m.group(1)), n) for n in files if (m := _RAY_CHECKPOINT.match(n))]
     failed = ERROR_FILE in files or bool(data and _rows.last_error(data))
-    status = entry.get("status") or _infer_status(failed, None, frame, config)
+    status = entry.get("status") or _infer_status(failed, frame, config)
     return {
         "trial_id": str(entry.get("trial_id") or _id_from_dirname(rel)),
         "path": rel,
@@ -286,16 +284,13 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
     config = _read_json(sfs, CONFIG_FILE)
     data = _read_bytes(sfs, METRICS_FILE) if METRICS_FILE in files else None
     frame = _rows.parse_jsonl(data) if data is not None else None
-    done = _read_json(sfs, DONE_FILE) if DONE_FILE in files else None
     ckpts = [
         (int(m.group(1)), n)
         for n in sfs.listdir("checkpoints")
         if (m := _TRAIN_CHECKPOINT.match(n))
     ]
-    status = _infer_status(bool(data and _rows.last_error(data)), done, frame, config)
-    error = (done or {}).get("error") if isinstance(done, dict) else None
-    if not error and data:
-        error = _rows.last_error(data)
+    status = _infer_status(bool(data and _rows.last_error(data)), frame, config)
+    error = _rows.last_error(data) if data else None
     return {
         "trial_id": os.path.basename(sfs.root.rstrip("/")) or "trial",
         "path": "",
@@ -307,18 +302,16 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
     }
 
 
-def _infer_status(failed: bool, done: Any, frame: pa.Table | None, config: dict) -> str:
-    """ERROR with an error file; else done.json's status; else TERMINATED when the last
+def _infer_status(failed: bool, frame: pa.Table | None, config: dict) -> str:
+    """ERROR with an error file or a diverged last row; else TERMINATED when the last
     step reached ``config['steps']``; RUNNING when it reported something; else PENDING."""
     if failed:
-        return "ERROR"
-    if isinstance(done, dict):
-        return str(done.get("status") or "TERMINATED").upper()
+        return ERROR
     if frame is None or not frame.num_rows or "step" not in frame.column_names:
         return "PENDING"
     steps = config.get("steps")
     if isinstance(steps, (int, float)) and pc.max(frame["step"]).as_py() >= steps:
-        return "TERMINATED"
+        return TERMINATED
     return "RUNNING"
 
 

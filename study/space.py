@@ -28,14 +28,7 @@ class Dim:
 
     kind: str
     values: tuple[Any, ...]  # grid/choice: the values; uniform/loguniform/int: (low, high)
-
-    @property
-    def is_range(self) -> bool:
-        return self.kind in ("uniform", "loguniform", "int")
-
-    def candidates(self) -> tuple[Any, ...]:
-        """The values to validate: every listed value, or both ends of a range."""
-        return self.values
+    # (what validation checks: every listed value, or both ends of a range)
 
     def to_yaml(self) -> Any:
         values = [list(v) if isinstance(v, tuple) else v for v in self.values]
@@ -45,14 +38,14 @@ class Dim:
 def points(space: dict[str, Dim]) -> Iterator[dict[str, Any]]:
     """Every combination of the candidates (the grid itself, or the ranges' corners)."""
     keys = list(space)
-    for combo in itertools.product(*(space[k].candidates() for k in keys)):
+    for combo in itertools.product(*(space[k].values for k in keys)):
         yield dict(zip(keys, combo))
 
 
 def n_points(space: dict[str, Dim]) -> int:
     n = 1
     for dim in space.values():
-        n *= len(dim.candidates())
+        n *= len(dim.values)
     return n
 
 

@@ -520,7 +520,7 @@ def _seeds(value: Any, trial: dict[str, Any]) -> tuple[int, ...]:
 def _check_points(trial: dict[str, Any], space: dict[str, Dim]) -> None:
     """TrialConfig on every grid point (or every corner of the distributions)."""
     if n_points(space) > GRID_CHECK_LIMIT:  # too many to try all: each field on its own
-        candidates = [{k: v} for k, dim in space.items() for v in dim.candidates()]
+        candidates = [{k: v} for k, dim in space.items() for v in dim.values]
     else:
         candidates = points(space)
     for point in candidates:

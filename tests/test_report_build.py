@@ -38,7 +38,6 @@ def test_single_trial_directory(tmp_path):
     shutil.copy(
         trial / "checkpoint_000000" / "traversals.npz", one / "checkpoints" / "step_0002000"
     )
-    (one / "done.json").write_text(json.dumps({"status": "TERMINATED", "step": 2000}))
     text = build_report(one, tmp_path / "one.html").read_text()
     assert _figures(text) == [
         "fig-frontier",

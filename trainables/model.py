@@ -12,8 +12,6 @@ from torch import nn
 from trainables.config import TrialConfig
 from trainables.data import FACTOR_FEATURES
 
-SIDE = 64  # image side; four stride-2 convolutions take it to 4
-
 
 def fp32_head(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """Run ``layers``, the last one (the mean/log-variance head) in fp32 even under

@@ -37,7 +37,6 @@ written in place, so the shapes, and any captured graph, stay as they were.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -492,8 +491,3 @@ def _check_fits(first: TrialConfig, cfg: TrialConfig) -> None:
                 f"population members must share {key}: {a!r} and {b!r}; put configurations "
                 f"that differ in {', '.join(ARCHITECTURE)} in separate populations"
             )
-
-
-def population_rate(k: int, batch_size: int, seconds_per_step: float) -> float:
-    """Aggregate images/s of a population of k at ``seconds_per_step``."""
-    return k * batch_size / seconds_per_step if seconds_per_step > 0 else math.inf

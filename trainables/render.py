@@ -18,7 +18,6 @@ import math
 import torch
 
 IMAGE_SIZE = 64
-SHAPES = ("square", "ellipse", "heart")
 SCALES = torch.linspace(0.5, 1.0, 6, dtype=torch.float64).tolist()
 ORIENTATIONS = torch.linspace(0.0, 2 * math.pi, 40, dtype=torch.float64).tolist()
 POSITIONS = torch.linspace(0.0, 1.0, 32, dtype=torch.float64).tolist()

@@ -9,7 +9,6 @@ statistics accumulate in a device tensor that is read once per report. With
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -539,8 +538,3 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as e:
             raise ConfigError(f"{path}: checkpoint does not fit its config ({e})") from e
         return trainer
-
-
-def read_config(directory: str | Path) -> dict[str, Any]:
-    """The config.json of a checkpoint or trial directory, as a dict."""
-    return json.loads((Path(directory) / CONFIG_FILE).read_text())
