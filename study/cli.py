@@ -1,7 +1,9 @@
 """The ``betastudy`` command: a thin layer that builds one config and calls the library.
 
 Each command lives beside the library it drives (``cli_train``, ``cli_run``,
-``cli_report``) and registers itself on ``main`` or ``bench`` below.
+``cli_report``, ``cli_metrics``) as a plain click command; this module adds them to
+``main`` and ``bench``. Command modules import nothing heavy at the top (torch, ray and
+plotly load inside the command that needs them), so ``betastudy --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -10,16 +12,31 @@ import sys
 
 import click
 
-# Errors that mean "bad input": printed as one line, exit status 2, no traceback.
-# Command modules append their library's error classes here.
-BAD_INPUT: list[type[BaseException]] = []
+from study import cli_metrics, cli_report, cli_run, cli_train
+
+# Errors that mean "bad input": printed as one line, exit status 2, no traceback. Named
+# by module, so none is imported for it: an error of a module not loaded was not raised.
+BAD_INPUT = (
+    ("trainables.config", "ConfigError"),
+    ("trainables.config", "DataError"),
+    ("study.spec", "SpecError"),
+    ("study.runner", "JoinError"),
+    ("analysis.fs", "ReportInputError"),
+)
+
+
+def bad_input_errors() -> tuple[type[BaseException], ...]:
+    """The BAD_INPUT classes of the modules loaded so far."""
+    return tuple(getattr(sys.modules[m], name) for m, name in BAD_INPUT if m in sys.modules)
 
 
 class _Main(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except tuple(BAD_INPUT) as e:
+        except Exception as e:
+            if not isinstance(e, bad_input_errors()):
+                raise
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
 
@@ -32,8 +49,18 @@ def main() -> None:
 
 @main.group()
 def bench() -> None:
-    """Benchmarks that print figures: trainer, metrics, study, report."""
+    """Benchmarks that print figures: trainer, population, metrics, study, report."""
 
 
-# Register the commands (imported for their side effect on `main` and `bench`).
-from study import cli_metrics, cli_report, cli_run, cli_train  # noqa: E402, F401
+for command in (cli_run.run, cli_run.presets, cli_train.train, cli_report.report,
+                cli_report.export):  # fmt: skip
+    main.add_command(command)
+for name, command in (
+    ("trainer", cli_train.bench_trainer),
+    ("population", cli_train.bench_population),
+    ("activation", cli_train.bench_activation),
+    ("metrics", cli_metrics.metrics),
+    ("study", cli_run.bench_study),
+    ("report", cli_report.bench_report),
+):
+    bench.add_command(command, name)

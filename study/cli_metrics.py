@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from study.cli import bench
 
-
-@bench.command("metrics")
+@click.command("metrics")
 @click.option(
     "--preset",
     type=click.Choice(["both", "default", "fast"]),

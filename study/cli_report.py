@@ -8,13 +8,8 @@ import time
 
 import click
 
-from analysis.fs import ReportInputError
-from study.cli import BAD_INPUT, bench, main
 
-BAD_INPUT.append(ReportInputError)
-
-
-@main.command()
+@click.command()
 @click.argument("study_dir")
 @click.option("-o", "--out", default="report.html", show_default=True, help="HTML file to write.")
 @click.option("--metric", default="mig", show_default=True, help="Frontier metric (any reported).")
@@ -61,7 +56,7 @@ def report(
     click.echo(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
 
 
-@main.command()
+@click.command()
 @click.argument("study_dir")
 @click.option(
     "-o",
@@ -83,7 +78,7 @@ def export(study_dir: str, out: str | None, csv: bool) -> None:
         click.echo(str(path))
 
 
-@bench.command("report")
+@click.command("report")
 @click.option("--trials", default=500, show_default=True, help="Trials in the synthetic study.")
 @click.option("--steps", default=100_000, show_default=True, help="Steps per trial.")
 @click.option("--report-every", default=100, show_default=True, help="Steps between reports.")

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import click
 
-from study.cli import BAD_INPUT, bench, main
-from study.spec import JoinError, SpecError
-from trainables.config import ConfigError
-
-BAD_INPUT.extend([SpecError, ConfigError, JoinError])
+from study.spec import SpecError
 
 ADDRESS_HELP = "Join this Ray cluster ('auto': the one on this machine) [default: RAY_ADDRESS]."
 
 
-@main.command()
+@click.command()
 @click.argument("spec", required=False)
 @click.option(
     "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field: trial.steps=40."
@@ -49,7 +45,7 @@ def run(spec, sets, resume, address, dry_run, report):
     run_study(study, address, echo=click.echo, report=report)
 
 
-@main.command()
+@click.command()
 @click.argument("name", required=False)
 def presets(name):
     """List the study presets, one line each; with NAME, print that preset's YAML."""
@@ -66,7 +62,7 @@ def presets(name):
         click.echo(f"{n:<{width}}  {preset_summary(n)}")
 
 
-@bench.command("study")
+@click.command("study")
 @click.option("--trials", default=20, show_default=True, help="Trials in the study.")
 @click.option("--steps", default=20, show_default=True, help="Optimizer steps per trial.")
 @click.option("--concurrent", default=1, show_default=True, help="Trials at a time (0: all).")

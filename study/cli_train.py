@@ -8,14 +8,10 @@ from pathlib import Path
 import click
 
 from analysis.contract import METRICS
-from study.cli import BAD_INPUT, bench, main
 from trainables.config import ConfigError, parse_overrides
-from trainables.data import DataError
-
-BAD_INPUT.extend([ConfigError, DataError])
 
 
-@main.command()
+@click.command()
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of config fields.")
 @click.option(
@@ -114,7 +110,7 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
     return lines
 
 
-@bench.command("trainer")
+@click.command("trainer")
 @click.option("--steps", default=400, show_default=True, help="Timed steps per loop.")
 @click.option("--window", default=25, show_default=True, help="Steps per turn of each loop.")
 @click.option("--batch-size", default=64, show_default=True)
@@ -137,7 +133,7 @@ def bench_trainer(steps, window, batch_size, device, threads, sets):
         click.echo(line)
 
 
-@bench.command("population")
+@click.command("population")
 @click.option(
     "--sizes", default="1,4,16", show_default=True, help="Population sizes K, comma-separated."
 )
@@ -168,7 +164,7 @@ def bench_population(sizes, steps, rounds, forward, device, threads, sets):
         click.echo(line)
 
 
-@bench.command("activation")
+@click.command("activation")
 @click.option("--seeds", default=4, show_default=True, help="Seeds 0..N-1, one trial each.")
 @click.option("--jobs", default=2, show_default=True, help="Seeds trained at once (one core each).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")

@@ -33,8 +33,13 @@ from study import storage
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import Progress
 from study.search import journal_path, param_space, tune_config
-from study.spec import AUTO, JoinError, Machine, Spec, SpecError, validate
+from study.spec import AUTO, Machine, Spec, SpecError, validate
 from trainables.tune import train, train_population
+
+
+class JoinError(ConnectionError):
+    """The Ray cluster named by --address or RAY_ADDRESS cannot be joined."""
+
 
 CHECKPOINTS_KEPT = 2  # the newest; the final one holds the traversals
 REPORT_FILE = "report.html"

@@ -28,10 +28,6 @@ class SpecError(ValueError):
     """A study spec is malformed; the message names the field."""
 
 
-class JoinError(ConnectionError):
-    """The Ray cluster named by --address or RAY_ADDRESS cannot be joined."""
-
-
 TOP_KEYS = (
     "name",
     "trial",

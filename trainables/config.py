@@ -14,6 +14,10 @@ class ConfigError(ValueError):
     """A trial config field is unknown or holds a bad value; the message names it."""
 
 
+class DataError(ValueError):
+    """The dataset file (or the data cache) is missing, corrupt or of the wrong layout."""
+
+
 OBJECTIVES = ("beta", "capacity")
 SCHEDULES = ("linear", "constant", "piecewise")
 ENCODERS = ("image", "factors")

@@ -17,12 +17,9 @@ import torch
 
 from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
 from trainables import grid, render
+from trainables.config import DataError
 
 OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-
-
-class DataError(ValueError):
-    """The dataset file is missing, corrupt or of the wrong layout."""
 
 
 def _strides(sizes: tuple[int, ...]) -> tuple[int, ...]:

@@ -124,7 +124,7 @@ def load(directory: Path | None = None, progress: bool = True) -> np.ndarray:
     Concurrent trials wait on a lock while one of them builds it. The map is
     copy-on-write, so torch can wrap it without a copy and nothing writes the file.
     """
-    from trainables.data import DataError
+    from trainables.config import DataError
 
     path = grid_path(directory)
     try:
