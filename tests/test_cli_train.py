@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from study.cli import main
-from tests.test_trainer import SMALL
+from tests.helpers import SMALL
 
 SETS = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
 

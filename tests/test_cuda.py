@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from analysis.contract import STATE_FILE
-from tests.test_trainer import rows_of
+from tests.helpers import rows_of
 from trainables.config import ConfigError, TrialConfig
 from trainables.trainer import Trainer
 
@@ -136,7 +136,7 @@ def _population_rows(pop) -> dict[int, list[dict]]:
 
 @pytest.mark.parametrize("graph", [False, True])
 def test_cuda_population_members_equal_their_solo_trials(graph):
-    from tests.test_population import KINDS, assert_rows_close
+    from tests.helpers import KINDS, assert_rows_close
     from trainables.population import Population
 
     cfgs = [cuda_cfg(cuda_graph=graph, **KINDS[k]) for k in ("beta", "piecewise")]
@@ -149,7 +149,7 @@ def test_cuda_population_members_equal_their_solo_trials(graph):
 
 
 def test_cuda_graph_population_refills_a_slot_without_recapturing():
-    from tests.test_population import KINDS, assert_rows_close
+    from tests.helpers import KINDS, assert_rows_close
     from trainables.population import Population
 
     first, later = (

@@ -8,23 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.contract import kl_key
-from tests.test_trainer import rows_of, small
+from tests.helpers import KINDS, assert_rows_close, assert_weights_close, rows_of, small
 from trainables.config import ConfigError
 from trainables.population import Population
 from trainables.trainer import Trainer, TrainingDiverged
-
-# One member per objective and C-schedule kind, each with its own seed and lr.
-KINDS = {
-    "beta": dict(objective="beta", beta=4.0, seed=1, lr=1e-3),
-    "linear": dict(objective="capacity", gamma=100.0, c_max=5.0, c_steps=20, seed=2),
-    "constant": dict(objective="capacity", gamma=30.0, c_schedule="constant", c_max=3.0, seed=3),
-    "piecewise": dict(
-        objective="capacity", gamma=50.0, c_schedule="piecewise",
-        c_points=[[0, 0.0], [10, 2.0], [25, 6.0]], seed=4, lr=3e-3,
-    ),
-}  # fmt: skip
-COMPARED = ("recon", "kl", "loss", "C", *(kl_key(i) for i in range(4)))
 
 
 @pytest.fixture
@@ -39,24 +26,6 @@ def population_rows(pop: Population, **callbacks) -> dict[int, list[dict]]:
     rows: dict[int, list[dict]] = {i: [] for i in range(pop.k)}
     pop.run(lambda i, row, due: rows[i].append(row), **callbacks)
     return rows
-
-
-def assert_rows_close(ours: list[dict], solo: list[dict], rel: float = 1e-4) -> None:
-    assert [r["step"] for r in ours] == [r["step"] for r in solo]
-    nan = lambda v: math.nan if v is None else v  # noqa: E731  (JSON's null)
-    for a, b in zip(ours, solo):
-        for key in COMPARED:
-            if math.isnan(nan(b[key])):
-                assert math.isnan(nan(a[key])), key
-            else:
-                assert a[key] == pytest.approx(b[key], rel=rel, abs=1e-5), (a["step"], key)
-
-
-def assert_weights_close(a: Trainer, b: Trainer, atol: float = 1e-5) -> None:
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        torch.testing.assert_close(sa[k], sb[k], atol=atol, rtol=1e-4, msg=k)
 
 
 @pytest.mark.parametrize("forward,kinds", [("loop", list(KINDS)), ("vmap", ["beta", "piecewise"])])

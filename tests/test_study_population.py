@@ -12,7 +12,7 @@ from analysis.contract import STATE_FILE, TRAVERSALS_FILE, kl_key
 from analysis.load import load_study
 from study.spec import SpecError, validate
 from tests.conftest import tiny_spec
-from tests.test_study_run import rows, run_cli, trials_json, write_spec
+from tests.helpers import rows, run_cli, trials_json, write_spec
 
 pytestmark = pytest.mark.ray
 
@@ -154,9 +154,7 @@ def test_a_population_cannot_take_a_scheduler(tmp_path):
 
 def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster, tmp_path):
     from study.runner import run_study
-    from tests.test_population import assert_rows_close
-    from tests.test_study_run import KillAtStep
-    from tests.test_trainer import rows_of
+    from tests.helpers import KillAtStep, assert_rows_close, rows_of
     from trainables.config import TrialConfig
     from trainables.trainer import Trainer
 

@@ -25,33 +25,9 @@ from analysis.contract import (
 )
 from study.cli import main
 from tests.conftest import tiny_spec
+from tests.helpers import KillAtStep, checkpoints, rows, run_cli, trials_json, write_spec
 
 pytestmark = pytest.mark.ray
-
-
-def rows(trial_dir: Path) -> list[dict]:
-    with (trial_dir / "result.json").open() as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def trials_json(study_dir: Path) -> list[dict]:
-    return json.loads((study_dir / "trials.json").read_text())
-
-
-def checkpoints(trial_dir: Path) -> list[Path]:
-    return sorted(trial_dir.glob("checkpoint_*"))
-
-
-def run_cli(*args: str) -> str:
-    result = CliRunner().invoke(main, ["run", *args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
-
-
-def write_spec(tmp_path: Path, spec: dict) -> str:
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return str(path)
 
 
 # ---- a 2x2 grid on two nodes -------------------------------------------------------------
@@ -157,26 +133,6 @@ class JournalWatcher:
 
 
 # ---- failures ---------------------------------------------------------------------------
-
-
-class KillAtStep:
-    """Tune callback: SIGKILL a trial's process once, when it reports ``step`` (or, with
-    ``at_least``, the first report at or past it)."""
-
-    def __init__(self, step: int, at_least: bool = False) -> None:
-        from ray import tune
-
-        self.killed: dict[str, int] = {}
-        killed, at = self.killed, step
-
-        class Kill(tune.Callback):
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                hit = result["step"] >= at if at_least else result["step"] == at
-                if hit and trial.trial_id not in killed:
-                    killed[trial.trial_id] = result["pid"]
-                    os.kill(result["pid"], signal.SIGKILL)
-
-        self.callback = Kill()
 
 
 def test_killed_trial_finishes_from_its_checkpoint(ray_cluster, tmp_path):

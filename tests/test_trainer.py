@@ -22,26 +22,10 @@ from analysis.contract import (
     latent_factor_info_key,
     mean_var_key,
 )
+from tests.helpers import SMALL, rows_of, small
 from trainables.config import ConfigError, TrialConfig
 from trainables.objectives import capacity
 from trainables.trainer import Trainer, TrainingDiverged
-
-# A small model keeps CPU runs short; the architecture is the default one, narrower.
-SMALL = dict(
-    device="cpu", batch_size=16, latent_dim=4, channels=8, hidden=32, lr=2e-3,
-    report_every=10, eval_every=0, checkpoint_every=0, eval_fast=True, eval_points=100,
-    probe_points=128,
-)  # fmt: skip
-
-
-def small(**kw) -> TrialConfig:
-    return TrialConfig.from_dict({**SMALL, "steps": 30, **kw})
-
-
-def rows_of(trainer: Trainer) -> list[dict]:
-    rows: list[dict] = []
-    trainer.run(lambda row, due: rows.append(row))
-    return rows
 
 
 def strip_timing(rows):
