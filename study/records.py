@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from analysis import fs as storage
 from analysis.contract import (
     ENDED,
     ERROR_FILE,
@@ -28,7 +29,6 @@ from analysis.contract import (
     member_dirname,
     member_id,
 )
-from study import storage
 from study.space import to_optuna
 from study.spec import Spec
 from trainables.tune import ERROR_KEY
@@ -73,7 +73,9 @@ def collect(study_dir: str) -> list[TrialRecord]:
         last = dict(t.last_result or {})
         error = None
         if t.status == "ERROR":
-            error = last.get(ERROR_KEY) or _error_line(storage.join(study_dir, rel, ERROR_FILE))
+            error = last.get(ERROR_KEY) or _error_line(
+                storage.join_location(study_dir, rel, ERROR_FILE)
+            )
         if MEMBERS_KEY in t.config:  # a population: its members are the trials
             records += _members(study_dir, rel, t.trial_id, t.status, t.config[MEMBERS_KEY])
             continue
@@ -93,15 +95,15 @@ def _members(
     out = []
     for j, config in enumerate(configs):
         path = f"{rel}/{member_dirname(j)}"
-        last = _last_row(storage.join(study_dir, path, RESULT_FILE))
-        error = _error_line(storage.join(study_dir, path, ERROR_FILE))
+        last = _last_row(storage.join_location(study_dir, path, RESULT_FILE))
+        error = _error_line(storage.join_location(study_dir, path, ERROR_FILE))
         if error or last.get(ERROR_KEY):
             state, error = "ERROR", last.get(ERROR_KEY) or error
         elif isinstance(last.get("step"), int) and last["step"] >= config.get("steps", 0):
             state = "TERMINATED"
         elif status in ENDED:  # its population ended (or died) before it finished
             state = "ERROR"
-            error = _error_line(storage.join(study_dir, rel, ERROR_FILE)) or (
+            error = _error_line(storage.join_location(study_dir, rel, ERROR_FILE)) or (
                 "its population stopped before it finished"
             )
         else:
@@ -128,7 +130,7 @@ def _error_line(location: str) -> str | None:
 
 def write_trials_json(study_dir: str, records: list[TrialRecord]) -> None:
     text = json.dumps([r.to_json() for r in records], indent=1, default=str)
-    storage.write_text(storage.join(study_dir, TRIALS_FILE), text + "\n")
+    storage.write_text(storage.join_location(study_dir, TRIALS_FILE), text + "\n")
 
 
 # ---- Optuna's storage ----------------------------------------------------------------
@@ -159,7 +161,7 @@ def write_optuna_db(study_dir: str, spec: Spec, records: list[TrialRecord]) -> N
                 study.add_trial(trial)
         rdb.engine.dispose()
         with open(db, "rb") as f:
-            storage.write_bytes(storage.join(study_dir, OPTUNA_DB_FILE), f.read())
+            storage.write_bytes(storage.join_location(study_dir, OPTUNA_DB_FILE), f.read())
 
 
 def _optuna_trial(group: list[TrialRecord], spec: Spec, dists: dict[str, Any]) -> Any:

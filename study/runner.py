@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import yaml
 from ray import tune
 
+from analysis import fs as storage
 from analysis.contract import OPTUNA_JOURNAL_FILE, STUDY_SPEC_FILE
 from study import records as rec
-from study import storage
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import Progress
 from study.search import journal_path, param_space, tune_config
@@ -125,7 +125,7 @@ def trackers(spec: Spec) -> list[tune.Callback]:
                 "server); its file store is local"
             )
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for it
-        uri = "file:" + storage.join(spec.storage, spec.name, MLFLOW_DIR)
+        uri = "file:" + storage.join_location(spec.storage, spec.name, MLFLOW_DIR)
     return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.name)]
 
 
@@ -178,7 +178,7 @@ def check_storage_reaches(spec: Spec, hosts: set[str], mounts: str = "/proc/moun
 def fresh_study(spec: Spec) -> Spec:
     """``spec`` named so that its directory does not exist yet (name, name-2, name-3 ...)."""
     name, n = spec.name, 1
-    while storage.exists(storage.join(spec.storage, name)):
+    while storage.exists(storage.join_location(spec.storage, name)):
         n += 1
         name = f"{spec.name}-{n}"
     return dataclasses.replace(spec, name=name)
@@ -199,9 +199,9 @@ def run_study(
         check_storage_reaches(spec, cluster_hosts())
         for note in spec.notes:
             echo(note)
-        study_dir = storage.join(spec.storage, spec.name)
+        study_dir = storage.join_location(spec.storage, spec.name)
         text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
-        storage.write_text(storage.join(study_dir, STUDY_SPEC_FILE), text)
+        storage.write_text(storage.join_location(study_dir, STUDY_SPEC_FILE), text)
         echo(f"study {spec.name}: {spec.n_trials} trials -> {study_dir}")
         _session(spec, callbacks, progress, echo)
         tuner = tune.Tuner(
@@ -218,7 +218,7 @@ def run_study(
 
 
 def load_study_spec(study_dir: str) -> Spec:
-    where = storage.join(study_dir, STUDY_SPEC_FILE)
+    where = storage.join_location(study_dir, STUDY_SPEC_FILE)
     if not storage.exists(where):
         raise SpecError(f"--resume {study_dir}: no {STUDY_SPEC_FILE} there; not a betastudy study")
     raw = yaml.safe_load(storage.read_text(where))
@@ -265,7 +265,7 @@ def finish(spec: Spec, study_dir: str, echo: Echo, report: bool) -> StudyResult:
         rec.write_optuna_db(study_dir, spec, records)
         if not storage.is_local(study_dir):  # the live journal was kept beside the driver
             with open(journal_path(spec, study_dir), "rb") as f:
-                storage.write_bytes(storage.join(study_dir, OPTUNA_JOURNAL_FILE), f.read())
+                storage.write_bytes(storage.join_location(study_dir, OPTUNA_JOURNAL_FILE), f.read())
     lines = rec.summary(spec, study_dir, records)
     for line in lines:
         echo(line)
@@ -281,12 +281,12 @@ def build_report(spec: Spec, study_dir: str, echo: Echo) -> str | None:
         echo(f"report: not built ({e}); results are in {study_dir}")
         return None
     local = storage.is_local(study_dir)
-    out = storage.join(study_dir, REPORT_FILE) if local else f"{spec.name}-{REPORT_FILE}"
+    out = storage.join_location(study_dir, REPORT_FILE) if local else f"{spec.name}-{REPORT_FILE}"
     try:
         path = str(build(study_dir, out))
         if not local:
             with open(path, "rb") as f:
-                storage.write_bytes(storage.join(study_dir, REPORT_FILE), f.read())
+                storage.write_bytes(storage.join_location(study_dir, REPORT_FILE), f.read())
     except Exception as e:  # the results are written already; a report is never worth them
         echo(f"report: could not build it ({type(e).__name__}: {e})")
         echo(f"  results are safe in {study_dir}; try: betastudy report {study_dir}")

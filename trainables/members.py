@@ -26,6 +26,7 @@ from analysis.contract import (
     member_dirname,
     traversal_snapshot,
 )
+from analysis.fs import join_location, write_bytes
 from trainables.config import TrialConfig
 from trainables.data import DSprites
 from trainables.trainer import Row, Trainer
@@ -35,22 +36,11 @@ KEPT = 2  # checkpoints kept per member: the newest (the final one holds the tra
 _CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
 
 
-def put_file(location: str, data: bytes) -> None:
-    """Write ``data`` at ``location``: a local path or a URI pyarrow reaches (s3://, gs://)."""
-    if "://" in location:
-        fs, path = pafs.FileSystem.from_uri(location)
-    else:
-        fs, path = pafs.LocalFileSystem(), os.path.abspath(location)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(data)
-
-
 def write_snapshot(trial_dir: str, step: int, arrays: dict[str, Any]) -> None:
     """A trial's traversal images at one evaluation, beside its rows."""
     from trainables.evaluate import snapshot_npz
 
-    put_file(f"{trial_dir.rstrip('/')}/{traversal_snapshot(step)}", snapshot_npz(arrays))
+    write_bytes(join_location(trial_dir, traversal_snapshot(step)), snapshot_npz(arrays))
 
 
 class MemberFolder:

@@ -24,6 +24,7 @@ import ray
 from ray import tune
 
 from analysis.contract import MEMBERS_KEY, jsonable
+from analysis.fs import join_location
 from trainables.config import TrialConfig
 from trainables.members import write_snapshot
 from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
@@ -83,7 +84,7 @@ def train(config: dict[str, Any]) -> None:
 
     def on_traversals(step: int, arrays: dict[str, Any]) -> None:
         if study_dir:  # beside result.json in the trial's folder of the study
-            write_snapshot(storage_join(study_dir, trial_dir), step, arrays)
+            write_snapshot(join_location(study_dir, trial_dir), step, arrays)
 
     try:
         trainer.run(on_report, on_traversals=on_traversals)
@@ -107,7 +108,7 @@ def train_population(config: dict[str, Any]) -> None:
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
     configs = [TrialConfig.from_dict(m) for m in config[MEMBERS_KEY]]
-    trial_dir = storage_join(
+    trial_dir = join_location(
         config[STUDY_DIR_KEY], os.path.basename(tune.get_context().get_trial_dir())
     )
     folders = [MemberFolder.at(trial_dir, j, cfg) for j, cfg in enumerate(configs)]
@@ -176,10 +177,6 @@ class PopulationSummary:
                 "images_per_s": sum(r.get("images_per_s", 0.0) for r in rows),
             }
         )
-
-
-def storage_join(location: str, *parts: str) -> str:
-    return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
 
 def diverged_row(e: TrainingDiverged, cfg: TrialConfig) -> Row:
