@@ -115,3 +115,27 @@ class KillAtStep:
                     os.kill(result["pid"], signal.SIGKILL)
 
         self.callback = Kill()
+
+
+# ---- a report's HTML ------------------------------------------------------------------
+
+
+def report_figures(text: str) -> dict[str, list[str]]:
+    """The figures of a report by section: {section id: [figure div ids]}, parsed."""
+    from html.parser import HTMLParser
+
+    found: dict[str, list[str]] = {}
+
+    class Parser(HTMLParser):
+        section: str | None = None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "section":
+                Parser.section = a.get("id")
+                found.setdefault(Parser.section or "", [])
+            elif tag == "div" and "plotly-graph-div" in (a.get("class") or "").split():
+                found.setdefault(Parser.section or "", []).append(a.get("id") or "")
+
+    Parser().feed(text)
+    return found

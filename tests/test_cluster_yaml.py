@@ -90,7 +90,13 @@ def test_setup_installs_the_project_with_pinned_dependencies(config):
     setup = " ".join(config["setup_commands"])
     pins = dict(re.findall(r'"([a-z_\-]+)(?:\[[a-z,]+\])?==([0-9.]+)"', setup))
     assert pins["ray"] == ray.__version__
-    assert {"torch", "optuna", "numpy", "pandas", "pyarrow", "plotly"} <= set(pins)
+    assert {"torch", "optuna", "numpy", "pandas", "pyarrow", "plotly", "pillow"} <= set(pins)
+    # every runtime dependency is pinned (the project itself is installed --no-deps)
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    deps = tomllib.loads((CLUSTER_YAML.parent / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[]", d)[0].lower() for d in deps["dependencies"]}
+    assert names <= set(pins), names - set(pins)
     assert "python -m pip install --no-deps -e ~/betastudy" in setup
     assert config["file_mounts"]["~/betastudy"] == "."
 

@@ -44,11 +44,9 @@ def test_report_on_a_synthetic_study(synthetic_study, tmp_path):
     assert text.count('class="plotly-graph-div"') >= 8
 
 
-def test_report_on_a_real_small_study(request, tmp_path):
-    try:
-        study_dir = request.getfixturevalue("small_study_dir")
-    except pytest.FixtureLookupError:
-        pytest.skip("the runner's small_study_dir fixture (tests/conftest.py) is not there yet")
+@pytest.mark.ray  # small_study_dir runs a real study on the session's Ray cluster
+def test_report_on_a_real_small_study(small_study_dir, tmp_path):
+    study_dir = small_study_dir
     out = tmp_path / "report.html"
     result = CliRunner().invoke(main, ["report", str(study_dir), "-o", str(out)])
     assert result.exit_code == 0, result.output

@@ -25,7 +25,15 @@ from analysis.contract import (
 )
 from study.cli import main
 from tests.conftest import tiny_spec
-from tests.helpers import KillAtStep, checkpoints, rows, run_cli, trials_json, write_spec
+from tests.helpers import (
+    KillAtStep,
+    checkpoints,
+    report_figures,
+    rows,
+    run_cli,
+    trials_json,
+    write_spec,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -250,7 +258,11 @@ def test_run_builds_the_report_at_the_end(ray_cluster, tmp_path):
     out = run_cli(write_spec(tmp_path, spec))
     report = tmp_path / "runs" / "rep" / "report.html"
     assert f"report: {report}" in out
-    assert report.stat().st_size > 100_000 and "<html" in report.read_text()[:1000].lower()
+    figures = report_figures(report.read_text())
+    assert figures["frontier"] == ["fig-frontier"]
+    assert {"fig-activation-0", "fig-activation-1"} <= set(figures["activation"])
+    assert {"fig-traversals-0", "fig-traversals-1"} <= set(figures["traversals"])
+    assert figures["curves"] == ["fig-curves"] and figures["parallel"] == ["fig-parallel"]
 
 
 def test_bench_study_prints_its_figures(ray_cluster):
