@@ -19,7 +19,7 @@ def no_metrics(monkeypatch):
     """Evaluations without the metric suite (an empty row update): these tests compare
     training, and each final evaluation would cost seconds; the member-equals-solo test
     keeps the real one."""
-    monkeypatch.setattr("trainables.evaluate.evaluate_model", lambda trainer, fast: {})
+    monkeypatch.setattr("trainables.evaluate.evaluate_model", lambda *args, fast: {})
 
 
 def population_rows(pop: Population, **callbacks) -> dict[int, list[dict]]:

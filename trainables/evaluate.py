@@ -20,7 +20,8 @@ from trainables.data import DSprites
 from trainables.objectives import kl_per_latent
 
 if TYPE_CHECKING:
-    from trainables.trainer import Row, Trainer
+    from trainables.model import VAE
+    from trainables.trainer import Row
 
 TRAVERSAL_INPUTS = 8  # inputs and reconstructions shown
 TRAVERSAL_STEPS = 9  # values per latent row
@@ -44,28 +45,28 @@ class FactorInputs:
         return self.data.features(torch.as_tensor(np.asarray(factors), device=self.data.device))
 
 
-def _inputs(trainer: Trainer) -> DSprites | FactorInputs:
-    return trainer.data if trainer.cfg.encoder == "image" else FactorInputs(trainer.data)
+def _inputs(data: DSprites, encoder: str) -> DSprites | FactorInputs:
+    return data if encoder == "image" else FactorInputs(data)
 
 
 @torch.no_grad()
-def _encode(trainer: Trainer, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    was = trainer.model.training
-    trainer.model.eval()
-    mu, logvar = trainer.model.encoder(inputs)
-    trainer.model.train(was)
+def _encode(model: VAE, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    was = model.training
+    model.eval()
+    mu, logvar = model.encoder(inputs)
+    model.train(was)
     return mu.float(), logvar.float()
 
 
-def evaluate_model(trainer: Trainer, fast: bool) -> Row:
+def evaluate_model(model: VAE, data: DSprites, cfg: TrialConfig, step: int, fast: bool) -> Row:
     """All metrics and the MI matrix (contract names) on fresh samples, seeded by step."""
 
     def represent(obs: torch.Tensor) -> np.ndarray:
-        return _encode(trainer, obs)[0].cpu().numpy()  # posterior means (n, d)
+        return _encode(model, obs)[0].cpu().numpy()  # posterior means (n, d)
 
-    rng = np.random.default_rng([trainer.cfg.seed, trainer.step])
-    sizes = capped_sizes(eval_points(trainer.cfg, trainer.device.type))
-    return evaluate(_inputs(trainer), represent, rng, fast=fast, sizes=sizes)
+    rng = np.random.default_rng([cfg.seed, step])
+    sizes = capped_sizes(eval_points(cfg, data.device.type))
+    return evaluate(_inputs(data, cfg.encoder), represent, rng, fast=fast, sizes=sizes)
 
 
 def eval_points(cfg: TrialConfig, device_type: str) -> int:
@@ -100,18 +101,20 @@ def capped_sizes(n: int) -> Sizes | None:
 
 
 @torch.no_grad()
-def traversals(trainer: Trainer) -> dict[str, np.ndarray]:
-    """The arrays of traversals.npz (see analysis.contract.TRAVERSAL_ARRAYS)."""
-    data, model = trainer.data, trainer.model
-    rng = np.random.default_rng([trainer.cfg.seed, trainer.step, 1])
-    inputs = _inputs(trainer)
+def traversals(
+    model: VAE, data: DSprites, cfg: TrialConfig, step: int, history: list[dict]
+) -> dict[str, np.ndarray]:
+    """The arrays of traversals.npz (see analysis.contract.TRAVERSAL_ARRAYS); ``history``:
+    the probe columns of the trial's rows so far, which label the latents."""
+    rng = np.random.default_rng([cfg.seed, step, 1])
+    inputs = _inputs(data, cfg.encoder)
     factors = data.sample_factors(KL_SAMPLES, rng)  # (n, 5)
-    mu, logvar = _encode(trainer, inputs.observations(factors))
+    mu, logvar = _encode(model, inputs.observations(factors))
     kl = kl_per_latent(mu, logvar).cpu().numpy()  # (d,)
     d = len(kl)
     names, info = [""] * d, np.full(d, np.nan)
-    if trainer.history:  # the switch-on rule over this trial's rows so far
-        rows = pd.DataFrame(trainer.history).assign(trial_id="")
+    if history:  # the switch-on rule over this trial's rows so far
+        rows = pd.DataFrame(history).assign(trial_id="")
         table = latent_switch_on(rows).set_index("latent")
         names = [table.at[i, "factor"] or "" for i in range(d)]
         info = table["final_info"].reindex(range(d)).to_numpy(np.float64)

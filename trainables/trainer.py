@@ -418,9 +418,7 @@ class Trainer:
     def _snapshot(self) -> None:
         """The traversal images at this evaluation, to ``on_traversals`` (see run)."""
         if self._on_traversals is not None:
-            from trainables.evaluate import traversals
-
-            self._on_traversals(self.step, traversals(self))
+            self._on_traversals(self.step, self.traversals())
 
     def _finish(self, row: Row, report: OnReport, on_evaluate: OnEvaluate | None) -> Row:
         """The final evaluation of the last row, then its report (a checkpoint is due)."""
@@ -439,7 +437,13 @@ class Trainer:
         """Disentanglement metrics and the latent x factor MI matrix of the current model."""
         from trainables.evaluate import evaluate_model
 
-        return evaluate_model(self, fast=fast)
+        return evaluate_model(self.model, self.data, self.cfg, self.step, fast=fast)
+
+    def traversals(self) -> dict[str, np.ndarray]:
+        """The traversal images of the current model (``evaluate.traversals``)."""
+        from trainables.evaluate import traversals
+
+        return traversals(self.model, self.data, self.cfg, self.step, self.history)
 
     # ---- checkpoints --------------------------------------------------------------------
 
@@ -466,9 +470,7 @@ class Trainer:
         os.replace(tmp, directory / STATE_FILE)  # atomic: a crash never leaves half a file
         self.cfg.save(directory / CONFIG_FILE)
         if self.step >= self.cfg.steps:
-            from trainables.evaluate import traversals
-
-            np.savez_compressed(directory / TRAVERSALS_FILE, **traversals(self))
+            np.savez_compressed(directory / TRAVERSALS_FILE, **self.traversals())
         return directory
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
