@@ -58,6 +58,10 @@ _BASE_CONFIG = {
     "precision": "fp32",
     "compile": "none",
     "cuda_graph": False,
+    "channels_last": True,
+    "eval_points": -1,
+    "probe_points": 1024,
+    "prerender": "auto",
 }
 
 

@@ -60,3 +60,11 @@ def test_a_failing_figure_costs_one_section(tmp_path, monkeypatch):
     text = build_report(root, tmp_path / "r.html").read_text()
     assert "could not draw this section: RuntimeError: boom" in text
     assert "fig-frontier" not in _figures(text) and "fig-curves" in _figures(text)
+
+
+def test_synthetic_trials_carry_the_trainers_config_defaults():
+    """analysis cannot import trainables: its synthetic config is a copy, kept equal here."""
+    from analysis.synthetic import _BASE_CONFIG
+    from trainables.config import TrialConfig
+
+    assert _BASE_CONFIG == TrialConfig().to_dict()
