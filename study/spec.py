@@ -523,8 +523,7 @@ def _check_points(trial: dict[str, Any], space: dict[str, Dim]) -> None:
         try:
             TrialConfig.from_dict({**trial, **point})
         except ConfigError as e:
-            m = re.search(r"trial config (\w+)=", str(e))
-            key = m.group(1) if m else ""
+            key = e.key
             where = f"space.{key}" if key in point else f"trial.{key}" if key else "trial"
             context = f" (at {point})" if point and len(point) > 1 else ""
             raise SpecError(f"{where}: {e}{context}") from e

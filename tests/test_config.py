@@ -73,3 +73,19 @@ def test_parse_overrides_reads_yaml_values():
     }
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["beta"])
+
+
+def test_a_config_error_carries_its_field():
+    import pickle
+
+    with pytest.raises(ConfigError) as e:
+        TrialConfig.from_dict({"gamma": -1})
+    assert e.value.key == "gamma" and "gamma=-1" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        TrialConfig.from_dict({"gamma": "lots"})
+    assert e.value.key == "gamma"
+    with pytest.raises(ConfigError) as e:
+        TrialConfig.from_dict({"gama": 1})
+    assert e.value.key == "gama"
+    back = pickle.loads(pickle.dumps(e.value))  # Ray ships errors between processes
+    assert (back.key, str(back)) == (e.value.key, str(e.value))

@@ -11,7 +11,12 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """A trial config field is unknown or holds a bad value; the message names it."""
+    """A trial config field is unknown or holds a bad value; the message names it, and
+    ``key`` is the field ("" when the problem is not one field's)."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(ValueError):
@@ -107,7 +112,8 @@ class TrialConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(
-                f"unknown trial config key {unknown[0]!r}; known keys: {', '.join(known)}"
+                f"unknown trial config key {unknown[0]!r}; known keys: {', '.join(known)}",
+                unknown[0],
             )
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
 
@@ -169,19 +175,19 @@ def _coerce(key: str, value: Any) -> Any:
     else:
         return value
     what = "a list of [step, C] pairs" if key == "c_points" else _KIND_NAMES[kind]
-    raise ConfigError(f"trial config {key}={value!r} is not {what}")
+    raise ConfigError(f"trial config {key}={value!r} is not {what}", key)
 
 
 def _check(ok: bool, key: str, value: Any, need: str) -> None:
     if not ok:
-        raise ConfigError(f"trial config {key}={value!r} is out of range: {need}")
+        raise ConfigError(f"trial config {key}={value!r} is out of range: {need}", key)
 
 
 def _validate(c: TrialConfig) -> None:
     for key in _TYPES:
         v = getattr(c, key)
         if key != "c_points" and _coerce(key, v) != v:
-            raise ConfigError(f"trial config {key}={v!r} is not {_KIND_NAMES[_TYPES[key]]}")
+            raise ConfigError(f"trial config {key}={v!r} is not {_KIND_NAMES[_TYPES[key]]}", key)
     _check(c.objective in OBJECTIVES, "objective", c.objective, f"one of {OBJECTIVES}")
     _check(c.c_schedule in SCHEDULES, "c_schedule", c.c_schedule, f"one of {SCHEDULES}")
     _check(c.encoder in ENCODERS, "encoder", c.encoder, f"one of {ENCODERS}")
