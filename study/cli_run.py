@@ -49,17 +49,17 @@ def run(spec, sets, resume, address, dry_run, report):
 @click.argument("name", required=False)
 def presets(name):
     """List the study presets, one line each; with NAME, print that preset's YAML."""
-    from study.spec import preset_names, preset_summary, preset_text
+    from study import presets as shipped
 
-    names = preset_names()
+    names = shipped.names()
     if name:
         if name not in names:
             raise SpecError(f"no preset named {name!r}; presets: {', '.join(names)}")
-        click.echo(preset_text(name).rstrip())
+        click.echo(shipped.text(name).rstrip())
         return
     width = max(len(n) for n in names)
     for n in names:
-        click.echo(f"{n:<{width}}  {preset_summary(n)}")
+        click.echo(f"{n:<{width}}  {shipped.summary(n)}")
 
 
 @click.command("study")

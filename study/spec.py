@@ -13,13 +13,13 @@ import os
 import re
 import typing
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from analysis.contract import DIRECTIONS, METRICS, TRAIN_COLUMNS, kl_key
+from study import presets
 from study.space import DISTRIBUTIONS, Dim, n_points, points
 from trainables.config import ConfigError, TrialConfig, parse_overrides
 
@@ -64,7 +64,6 @@ SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
 MODES = ("grid", "optuna")
 SAMPLERS = ("tpe", "nsga2", "gp")
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs")
-DEFAULT_PRESET = "quick"
 UNSEARCHED = {
     "seed": "replicates are set by seeds",
     "checkpoint_every": "set checkpoint_every at the top level",
@@ -164,33 +163,16 @@ class Spec:
 # ---- loading ---------------------------------------------------------------------------
 
 
-def preset_names() -> list[str]:
-    folder = resources.files("study") / "presets"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def preset_text(name: str) -> str:
-    return (resources.files("study") / "presets" / f"{name}.yaml").read_text()
-
-
-def preset_summary(name: str) -> str:
-    """The first comment line of a preset: its one-line description."""
-    for line in preset_text(name).splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
-
-
 def read_spec(source: str | os.PathLike | None) -> dict[str, Any]:
     """The raw spec of a YAML file, or of a preset by name (default: quick)."""
-    source = DEFAULT_PRESET if source is None else os.fspath(source)
+    source = presets.DEFAULT if source is None else os.fspath(source)
     if Path(source).is_file():
         text, where = Path(source).read_text(), source
-    elif source in preset_names():
-        text, where = preset_text(source), f"preset {source}"
+    elif source in presets.names():
+        text, where = presets.text(source), f"preset {source}"
     else:
         raise SpecError(
-            f"no study file or preset named {source!r}; presets: {', '.join(preset_names())}"
+            f"no study file or preset named {source!r}; presets: {', '.join(presets.names())}"
         )
     try:
         raw = yaml.safe_load(text)

@@ -11,7 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from study.cli import main
-from study.spec import Machine, SpecError, apply_overrides, load_spec, preset_names, validate
+from study.presets import names as preset_names
+from study.spec import Machine, SpecError, apply_overrides, load_spec, validate
 
 PRESETS = {"quick", "burgess2018", "beta_sweep", "capacity_sweep", "bottleneck", "recon_vs_mig"}
 
