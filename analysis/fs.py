@@ -107,19 +107,20 @@ def join_location(location: str, *parts: str) -> str:
     return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
 
-def _fs(location: str) -> tuple[pafs.FileSystem, str]:
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """The file system of ``location`` and the path in it (local paths made absolute)."""
     if "://" in location:
         return pafs.FileSystem.from_uri(location)
     return pafs.LocalFileSystem(), os.path.abspath(location)
 
 
 def exists(location: str) -> bool:
-    fs, path = _fs(location)
+    fs, path = filesystem(location)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def write_bytes(location: str, data: bytes) -> None:
-    fs, path = _fs(location)
+    fs, path = filesystem(location)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as f:
         f.write(data)
@@ -130,7 +131,7 @@ def write_text(location: str, text: str) -> None:
 
 
 def read_bytes(location: str) -> bytes:
-    fs, path = _fs(location)
+    fs, path = filesystem(location)
     with fs.open_input_stream(path) as f:
         return f.readall()
 

@@ -9,7 +9,6 @@ directory may be local or behind a URI (pyarrow's file systems, as Ray's storage
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -26,7 +25,7 @@ from analysis.contract import (
     member_dirname,
     traversal_snapshot,
 )
-from analysis.fs import join_location, write_bytes
+from analysis.fs import filesystem, join_location, write_bytes
 from trainables.config import TrialConfig
 from trainables.data import DSprites
 from trainables.trainer import Row, Trainer
@@ -46,27 +45,22 @@ def write_snapshot(trial_dir: str, step: int, arrays: dict[str, Any]) -> None:
 class MemberFolder:
     """Writes (and on a restart reads back) one member's rows, checkpoints and failure."""
 
-    def __init__(self, fs: pafs.FileSystem, path: str, cfg: TrialConfig) -> None:
-        self.fs, self.path, self.cfg = fs, path.rstrip("/"), cfg
+    def __init__(self, location: str, cfg: TrialConfig) -> None:
+        """``location``: the member's folder, a local path or a URI; created here, with
+        its params.json."""
+        self.location, self.cfg = location.rstrip("/"), cfg
+        self.fs, self.path = filesystem(self.location)
         self.rows: list[Row] = []
-        self.local = isinstance(fs, pafs.LocalFileSystem)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.started = time.monotonic()
         self.earlier_s = 0.0  # training time of earlier runs (a restart resumes it)
         self._writer: Any = None  # TensorBoard's, opened at the first row
-        self._uri = path
+        self.fs.create_dir(self.path, recursive=True)
+        self._write(PARAMS_FILE, json.dumps(cfg.to_dict(), indent=1) + "\n")
 
     @classmethod
     def at(cls, trial_dir: str, j: int, cfg: TrialConfig) -> MemberFolder:
-        location = f"{trial_dir.rstrip('/')}/{member_dirname(j)}"
-        if "://" in location:
-            fs, path = pafs.FileSystem.from_uri(location)
-        else:
-            fs, path = pafs.LocalFileSystem(), os.path.abspath(location)
-        folder = cls(fs, path, cfg)
-        folder._uri = location
-        fs.create_dir(path, recursive=True)
-        folder._write(PARAMS_FILE, json.dumps(cfg.to_dict(), indent=1) + "\n")
-        return folder
+        return cls(join_location(trial_dir, member_dirname(j)), cfg)
 
     # ---- writing -----------------------------------------------------------------------
 
@@ -109,7 +103,7 @@ class MemberFolder:
             self.fs.delete_dir(self._p(old))
 
     def snapshot(self, step: int, arrays: dict[str, Any]) -> None:
-        write_snapshot(self.path if self.local else self._uri, step, arrays)
+        write_snapshot(self.location, step, arrays)
 
     def fail(self, row: Row) -> None:
         """The diverged row (it names the reason) and error.txt."""

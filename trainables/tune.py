@@ -79,12 +79,11 @@ def train(config: dict[str, Any]) -> None:
             trainer.save_checkpoint(tmp)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    study_dir = config.get(STUDY_DIR_KEY)
-    trial_dir = os.path.basename(tune.get_context().get_trial_dir())
+    folder = trial_folder(config)
 
     def on_traversals(step: int, arrays: dict[str, Any]) -> None:
-        if study_dir:  # beside result.json in the trial's folder of the study
-            write_snapshot(join_location(study_dir, trial_dir), step, arrays)
+        if folder:  # beside result.json in the trial's folder of the study
+            write_snapshot(folder, step, arrays)
 
     try:
         trainer.run(on_report, on_traversals=on_traversals)
@@ -108,9 +107,7 @@ def train_population(config: dict[str, Any]) -> None:
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
     configs = [TrialConfig.from_dict(m) for m in config[MEMBERS_KEY]]
-    trial_dir = join_location(
-        config[STUDY_DIR_KEY], os.path.basename(tune.get_context().get_trial_dir())
-    )
+    trial_dir = trial_folder(config)
     folders = [MemberFolder.at(trial_dir, j, cfg) for j, cfg in enumerate(configs)]
     pop = Population(configs)
     for j, folder in enumerate(folders):
@@ -135,6 +132,15 @@ def train_population(config: dict[str, Any]) -> None:
 
     pop.run(on_report, on_end=on_end, on_traversals=lambda j, step, a: folders[j].snapshot(step, a))
     summary.report(final=[f.rows[-1] if f.rows else None for f in folders])
+
+
+def trial_folder(config: dict[str, Any]) -> str | None:
+    """This trial's folder in the study (Tune's working directory is a local staging
+    copy of its name); None when the config does not say where the study is."""
+    study_dir = config.get(STUDY_DIR_KEY)
+    if not study_dir:
+        return None
+    return join_location(study_dir, os.path.basename(tune.get_context().get_trial_dir()))
 
 
 class PopulationSummary:
