@@ -143,7 +143,7 @@ def write_optuna_db(study_dir: str, spec: Spec, records: list[TrialRecord]) -> N
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = {k: to_optuna(d) for k, d in spec.space.items()}
-    directions = ["minimize" if m == "min" else "maximize" for m in spec.objectives.values()]
+    directions = ["minimize" if m == "min" else "maximize" for m in spec.search.objectives.values()]
     groups: dict[str, list[TrialRecord]] = {}
     for r in records:
         key = json.dumps({k: r.config.get(k) for k in spec.space}, sort_keys=True, default=str)
@@ -154,7 +154,7 @@ def write_optuna_db(study_dir: str, spec: Spec, records: list[TrialRecord]) -> N
         study = optuna.create_study(storage=rdb, study_name=spec.name, directions=directions)
         with warnings.catch_warnings():  # set_metric_names is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(spec.objectives))
+            study.set_metric_names(list(spec.search.objectives))
         for group in groups.values():
             trial = _optuna_trial(group, spec, dists)
             if trial is not None:
@@ -171,7 +171,7 @@ def _optuna_trial(group: list[TrialRecord], spec: Spec, dists: dict[str, Any]) -
     if any(r.status not in ENDED for r in group):
         return None  # still to run (an interrupted study): not told yet
     values = []
-    for metric in spec.objectives:
+    for metric in spec.search.objectives:
         got = [v for r in group if r.status == "TERMINATED" and (v := r.value(metric)) is not None]
         values.append(sum(got) / len(got) if got else None)
     if all(v is not None for v in values):
@@ -209,7 +209,7 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
         return " ".join(f"{k}={format_value(r.config.get(k))}" for k in varied)
 
     rows = []
-    for metric, direction in spec.objectives.items():
+    for metric, direction in spec.search.objectives.items():
         finished = [r for r in records if r.status == "TERMINATED"]
         done = [(v, r) for r in finished if (v := r.value(metric)) is not None]
         if not done:

@@ -90,8 +90,8 @@ def _not_the_token_auth_note(record: logging.LogRecord) -> bool:
 
 
 def trainable(spec: Spec):
-    fn = train_population if spec.population > 1 else train
-    return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
+    fn = train_population if spec.resources.population > 1 else train
+    return tune.with_resources(fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
 def run_config(spec: Spec) -> tune.RunConfig:
@@ -144,7 +144,7 @@ def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, ech
 
 def with_cluster_gpus(spec: Spec) -> Spec:
     """``resources.gpu: auto`` decided on the joined cluster: its GPUs (by Ray's count)."""
-    if spec.gpu != AUTO:
+    if spec.resources.gpu != AUTO:
         return spec
     import ray
 
@@ -261,7 +261,7 @@ def finish(spec: Spec, study_dir: str, echo: Echo, report: bool) -> StudyResult:
     """trials.json, optuna.db, the summary and the report; results are written first."""
     records = rec.collect(study_dir)
     rec.write_trials_json(study_dir, records)
-    if spec.mode == "optuna":
+    if spec.search.mode == "optuna":
         rec.write_optuna_db(study_dir, spec, records)
         if not storage.is_local(study_dir):  # the live journal was kept beside the driver
             with open(journal_path(spec, study_dir), "rb") as f:

@@ -29,15 +29,15 @@ def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
     """Ray's param_space: the fixed trial fields, plus the grid axes in a grid study; a
     packed grid study (resources.population > 1) is a grid over its populations, and a
     packed Optuna study's populations come from its searcher (``PopulationSearch``)."""
-    if spec.population > 1 and spec.mode == "optuna":
+    if spec.resources.population > 1 and spec.search.mode == "optuna":
         return {}
-    if spec.population > 1:
+    if spec.resources.population > 1:
         return {
             MEMBERS_KEY: tune.grid_search(populations(spec)),
             STUDY_DIR_KEY: study_dir,
         }
-    space: dict[str, Any] = {**spec.trial, STUDY_DIR_KEY: study_dir}
-    if spec.mode == "grid":
+    space: dict[str, Any] = {**spec.base_config, STUDY_DIR_KEY: study_dir}
+    if spec.search.mode == "grid":
         space.update({k: to_tune(d) for k, d in spec.space.items()})
         space["seed"] = tune.grid_search(list(spec.seeds))
     return space
@@ -45,15 +45,15 @@ def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
 
 def populations(spec: Spec) -> list[list[dict[str, Any]]]:
     """The grid's trials (every point once per seed, in grid order) packed into
-    populations of at most ``spec.population`` members that share an architecture."""
+    populations of at most ``spec.resources.population`` members that share an architecture."""
     from trainables.population import architecture
 
     groups: dict[tuple[Any, ...], list[list[dict[str, Any]]]] = {}
     for point in points(spec.space):
         for seed in spec.seeds:
-            member = {**spec.trial, **point, "seed": seed}
+            member = {**spec.base_config, **point, "seed": seed}
             packs = groups.setdefault(architecture(TrialConfig.from_dict(member)), [[]])
-            if len(packs[-1]) == spec.population:
+            if len(packs[-1]) == spec.resources.population:
                 packs.append([])
             packs[-1].append(member)
     return [pack for packs in groups.values() for pack in packs]
@@ -62,17 +62,17 @@ def populations(spec: Spec) -> list[list[dict[str, Any]]]:
 def tune_config(spec: Spec, study_dir: str = "") -> tune.TuneConfig:
     search: Searcher | None = None
     samples = 1
-    if spec.mode == "optuna" and spec.population > 1:
+    if spec.search.mode == "optuna" and spec.resources.population > 1:
         search = PopulationSearch(spec, study_dir)
         samples = search.n_populations
-    elif spec.mode == "optuna":
+    elif spec.search.mode == "optuna":
         search = make_searcher(spec, study_dir)
-        samples = spec.num_samples * len(spec.seeds)
+        samples = spec.search.num_samples * len(spec.seeds)
     return tune.TuneConfig(
         search_alg=search,
         scheduler=make_scheduler(spec),
         num_samples=samples,
-        max_concurrent_trials=spec.max_concurrent or None,
+        max_concurrent_trials=spec.search.max_concurrent or None,
         trial_dirname_creator=TrialDirname([*spec.space, "seed"]),
         reuse_actors=True,
     )
@@ -121,12 +121,12 @@ def make_sampler(spec: Spec) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = spec.seeds[0]
-    if spec.sampler == "nsga2":
-        population = max(2, min(50, spec.num_samples // 4))  # several generations per study
+    if spec.search.sampler == "nsga2":
+        population = max(2, min(50, spec.search.num_samples // 4))  # several generations per study
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
-    if spec.sampler == "gp":
+    if spec.search.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    concurrent = spec.population > 1 or spec.max_concurrent != 1
+    concurrent = spec.resources.population > 1 or spec.search.max_concurrent != 1
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=concurrent)
 
 
@@ -143,13 +143,13 @@ def live_storage(spec: Spec, study_dir: str) -> Any:
     path = journal_path(spec, study_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     storage = JournalStorage(JournalFileBackend(path))
-    directions = ["minimize" if m == "min" else "maximize" for m in spec.objectives.values()]
+    directions = ["minimize" if m == "min" else "maximize" for m in spec.search.objectives.values()]
     study = optuna.create_study(
         storage=storage, study_name=spec.name, directions=directions, load_if_exists=True
     )
     with warnings.catch_warnings():  # set_metric_names is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(spec.objectives))
+        study.set_metric_names(list(spec.search.objectives))
     return storage
 
 
@@ -161,7 +161,7 @@ def journal_path(spec: Spec, study_dir: str) -> str:
 
 
 def make_searcher(spec: Spec, study_dir: str) -> SeedReplicates:
-    metrics, modes = list(spec.objectives), list(spec.objectives.values())
+    metrics, modes = list(spec.search.objectives), list(spec.search.objectives.values())
     optuna_search = OptunaSearch(
         space={k: to_optuna(d) for k, d in spec.space.items()},
         metric=metrics if len(metrics) > 1 else metrics[0],
@@ -257,7 +257,7 @@ class PopulationSearch(Searcher):
 
         super().__init__(metric=None, mode=None)
         self.spec, self.study_dir = spec, study_dir
-        self.per_population = max(1, spec.population // len(spec.seeds))
+        self.per_population = max(1, spec.resources.population // len(spec.seeds))
         self.study = optuna.load_study(
             study_name=spec.name, storage=live_storage(spec, study_dir), sampler=make_sampler(spec)
         )
@@ -266,21 +266,21 @@ class PopulationSearch(Searcher):
 
     @property
     def n_populations(self) -> int:
-        return -(-self.spec.num_samples // self.per_population)
+        return -(-self.spec.search.num_samples // self.per_population)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         spec = self.spec
-        n = min(self.per_population, spec.num_samples - self.asked)
+        n = min(self.per_population, spec.search.num_samples - self.asked)
         if n <= 0:
             return Searcher.FINISHED
         dists = {k: to_optuna(d) for k, d in spec.space.items()}
         asked = [self.study.ask(dists) for _ in range(n)]
         self.asked += n
         self.numbers[trial_id] = [t.number for t in asked]
-        members = [{**spec.trial, **t.params, "seed": s} for t in asked for s in spec.seeds]
+        members = [{**spec.base_config, **t.params, "seed": s} for t in asked for s in spec.seeds]
         return {MEMBERS_KEY: members, STUDY_DIR_KEY: self.study_dir}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
@@ -292,7 +292,7 @@ class PopulationSearch(Searcher):
         for i, number in enumerate(numbers):
             rows = [r for r in finals[i * seeds : (i + 1) * seeds] if isinstance(r, dict)]
             means = []
-            for metric in self.spec.objectives:
+            for metric in self.spec.search.objectives:
                 got = [v for r in rows if (v := _finite(r.get(metric))) is not None]
                 means.append(sum(got) / len(got) if got else None)
             if rows and all(v is not None for v in means):

@@ -1,9 +1,14 @@
 """Study specs: a YAML file or a preset, ``--set`` overrides, one validated ``Spec``.
 
+The spec is nested frozen dataclasses that mirror the YAML: ``Spec`` holds the
+``Search``, ``Resources`` and ``Scheduler`` sections, the fixed trial fields (checked
+by TrialConfig) and the searched space. A section's fields are its known keys, their
+defaults the YAML's defaults, and ``to_dict`` walks them back into YAML.
+
 The whole spec is checked here, before Ray starts: unknown keys, wrong types,
 out-of-range values (through TrialConfig, on every grid point or distribution end),
 unknown metric names, a distribution in a grid study, resources above the machine.
-Every problem is a ``SpecError`` whose one-line message names the field.
+Every problem is a ``SpecError`` whose one-line message names the field (its ``key``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import copy
 import os
 import re
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,49 +26,22 @@ import yaml
 from analysis.contract import DIRECTIONS, METRICS, TRAIN_COLUMNS, kl_key
 from study import presets
 from study.space import DISTRIBUTIONS, Dim, n_points, points
-from trainables.config import ConfigError, TrialConfig, parse_overrides
+from trainables.config import FIELD_TYPES, ConfigError, TrialConfig, parse_overrides
 
 
 class SpecError(ValueError):
-    """A study spec is malformed; the message names the field."""
+    """A study spec is malformed; the one-line message names the field, and ``key`` is
+    that field's dotted path ("" when the problem is the spec as a whole)."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
-TOP_KEYS = (
-    "name",
-    "trial",
-    "space",
-    "seeds",
-    "search",
-    "scheduler",
-    "resources",
-    "storage",
-    "checkpoint_every",
-    "max_failures",
-    "tracking",
-)
-DEFAULTS: dict[str, Any] = {
-    "name": "study",
-    "trial": {},
-    "space": {},
-    "seeds": 1,
-    "search": {
-        "mode": "grid",
-        "sampler": "tpe",
-        "objectives": {"recon": "min", "mig": "max"},
-        "num_samples": 1,
-        "max_concurrent": 0,
-    },
-    "scheduler": None,
-    "resources": {"cpu": 1, "gpu": 0, "population": 1},
-    "storage": "runs",
-    "checkpoint_every": None,
-    "max_failures": 2,
-    "tracking": [],
-}
-SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
 MODES = ("grid", "optuna")
 SAMPLERS = ("tpe", "nsga2", "gp")
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs")
+TRACKERS = ("tensorboard", "mlflow")
 UNSEARCHED = {
     "seed": "replicates are set by seeds",
     "checkpoint_every": "set checkpoint_every at the top level",
@@ -73,7 +51,6 @@ AUTO = "auto"  # resources.gpu: a share of a GPU where there are GPUs, else the 
 AUTO_GPU_SHARE = 0.25  # gpu: auto per trial (four trials a GPU); a population: one GPU
 GRID_CHECK_LIMIT = 20_000  # validate the whole product of candidates up to this many points
 
-_TYPES = typing.get_type_hints(TrialConfig)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -91,46 +68,90 @@ class Machine:
         return cls(os.cpu_count() or 1, torch.cuda.device_count())
 
 
+# ---- the spec: one dataclass per YAML section; its fields are the keys and defaults ----
+
+
+@dataclass(frozen=True)
+class Search:
+    """``search:`` how configurations are chosen."""
+
+    mode: str = "grid"
+    """`grid`: every point of the space once per seed; `optuna`: num_samples suggested."""
+    sampler: str = "tpe"
+    """Optuna's sampler: tpe, nsga2 or gp."""
+    objectives: dict[str, str] = field(default_factory=lambda: {"recon": "min", "mig": "max"})
+    """Metric -> min or max: what Optuna is told and the summary ranks by."""
+    num_samples: int = 1
+    """Optuna: configurations to try, each once per seed (a grid: 1)."""
+    max_concurrent: int = 0
+    """Trials training at once; 0: as many as the resources allow."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """``resources:`` what each trial asks of the cluster."""
+
+    cpu: float = 1
+    """CPUs per trial (torch's threads follow it)."""
+    gpu: float | str = 0
+    """GPUs per trial (a fraction shares one); `auto`: a quarter where there are GPUs."""
+    population: int = 1
+    """Trials trained together in one process, one step for all (1: apart)."""
+
+
 @dataclass(frozen=True)
 class Scheduler:
-    """ASHA early stopping on a metric every report carries; time is the step."""
+    """``scheduler:`` ASHA early stopping on a metric every report carries; time is the
+    step. Validated, every field is set."""
 
-    metric: str
-    mode: str
-    grace_period: int
-    reduction_factor: float
+    type: str = "asha"
+    """The only scheduler: asha."""
+    metric: str = "loss"
+    """A metric of every report row."""
+    mode: str | None = None
+    """min or max; None: the metric's own direction."""
+    grace_period: int | None = None
+    """Steps before a trial may be stopped; None: a tenth of the shortest trial."""
+    reduction_factor: float = 3.0
+    """Keep 1 in reduction_factor trials at each rung."""
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A validated study; ``to_dict`` is the resolved YAML written to study.yaml."""
+    """A study: the YAML's sections as fields. Validated (``validate``), every value is
+    resolved, and ``to_dict`` is the resolved YAML written to study.yaml."""
 
-    name: str
-    trial: dict[str, Any]  # fixed trial config fields (device resolved)
-    space: dict[str, Dim]
-    seeds: tuple[int, ...]
-    mode: str
-    sampler: str
-    objectives: dict[str, str]  # metric -> "min" | "max"
-    num_samples: int  # optuna: configurations to try (each with every seed)
-    max_concurrent: int  # 0: no limit
-    scheduler: Scheduler | None
-    cpu: float
-    gpu: float | str  # "auto" only while the machine is not known (joining a cluster)
-    storage: str  # absolute local path or URI
-    max_failures: int
-    population: int = 1  # grid configurations trained together in one process (1: apart)
-    notes: tuple[str, ...] = ()  # what validation decided for the user (gpu: auto)
-    tracking: tuple[str, ...] = ()  # experiment trackers fed as trials report (TRACKERS)
+    name: str = "study"
+    """The study's folder under storage (letters, digits, '_', '.', '-')."""
+    trial: dict[str, Any] = field(default_factory=dict)
+    """Trial config fields fixed for every trial (TrialConfig's defaults for the rest)."""
+    space: dict[str, Dim] = field(default_factory=dict)
+    """Searched trial config fields: grid values, or distributions for Optuna."""
+    seeds: int | tuple[int, ...] = 1
+    """A count (trial.seed, trial.seed + 1, ...) or a list; validated: the seeds."""
+    search: Search = field(default_factory=Search)
+    scheduler: Scheduler | None = None
+    resources: Resources = field(default_factory=Resources)
+    storage: str = "runs"
+    """A local folder or a URI (s3://bucket/path); validated: absolute."""
+    checkpoint_every: int = TrialConfig.checkpoint_every
+    """Steps between trial checkpoints (0: only at the end)."""
+    max_failures: int = 2
+    """Times Ray restarts a failed trial from its last checkpoint."""
+    tracking: tuple[str, ...] = ()
+    """Experiment trackers fed as trials report: tensorboard, mlflow."""
+    notes: tuple[str, ...] = field(default=(), metadata={"yaml": False})
+    """What validation decided for the user (gpu: auto), printed at the start."""
 
     @property
-    def checkpoint_every(self) -> int:
-        return int(self.trial["checkpoint_every"])
+    def base_config(self) -> dict[str, Any]:
+        """The trial config fields every trial of the study gets."""
+        return {**self.trial, "checkpoint_every": self.checkpoint_every}
 
     @property
     def n_trials(self) -> int:
-        configs = n_points(self.space) if self.mode == "grid" else self.num_samples
-        return configs * len(self.seeds)
+        configs = n_points(self.space) if self.search.mode == "grid" else self.search.num_samples
+        return configs * (len(self.seeds) if isinstance(self.seeds, tuple) else self.seeds)
 
     @property
     def max_steps(self) -> int:
@@ -138,26 +159,29 @@ class Spec:
         return int(max(dim.values)) if dim else int(self.trial.get("steps", TrialConfig.steps))
 
     def to_dict(self) -> dict[str, Any]:
-        sched = self.scheduler
-        return {
-            "name": self.name,
-            "trial": {k: v for k, v in self.trial.items() if k != "checkpoint_every"},
-            "space": {k: d.to_yaml() for k, d in self.space.items()},
-            "seeds": list(self.seeds),
-            "search": {
-                "mode": self.mode,
-                "sampler": self.sampler,
-                "objectives": dict(self.objectives),
-                "num_samples": self.num_samples,
-                "max_concurrent": self.max_concurrent,
-            },
-            "scheduler": None if sched is None else {"type": "asha", **sched.__dict__},
-            "resources": {"cpu": self.cpu, "gpu": self.gpu, "population": self.population},
-            "storage": self.storage,
-            "checkpoint_every": self.checkpoint_every,
-            "max_failures": self.max_failures,
-            "tracking": list(self.tracking),
-        }
+        return _to_yaml(self)
+
+
+def keys(section: type) -> tuple[str, ...]:
+    """The YAML keys of a section: its dataclass's fields."""
+    return tuple(f.name for f in fields(section) if f.metadata.get("yaml", True))
+
+
+def defaults(section: type) -> dict[str, Any]:
+    """The YAML defaults of a section, from its dataclass's field defaults."""
+    return _to_yaml(section())
+
+
+def _to_yaml(value: Any) -> Any:
+    if isinstance(value, Dim):
+        return value.to_yaml()
+    if is_dataclass(value):
+        return {k: _to_yaml(getattr(value, k)) for k in keys(type(value))}
+    if isinstance(value, dict):
+        return {k: _to_yaml(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_to_yaml(v) for v in value]
+    return value
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -180,7 +204,7 @@ def read_spec(source: str | os.PathLike | None) -> dict[str, Any]:
         problem = str(e).replace("\n", " ")
         raise SpecError(f"{where}: not valid YAML ({problem})") from e
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: a study spec is a mapping of {', '.join(TOP_KEYS)}")
+        raise SpecError(f"{where}: a study spec is a mapping of {', '.join(keys(Spec))}")
     return raw
 
 
@@ -218,40 +242,108 @@ def load_spec(
 
 
 def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
-    unknown = [k for k in raw if k not in TOP_KEYS]
-    if unknown:
-        known = ", ".join(TOP_KEYS)
-        raise SpecError(f"unknown key {unknown[0]!r} in the study spec; known: {known}")
-    spec = {**copy.deepcopy(DEFAULTS), **{k: v for k, v in raw.items() if v is not None}}
-    if raw.get("scheduler") is None:
-        spec["scheduler"] = None
-    search = _section(spec, "search", DEFAULTS["search"])
-    res = _section(spec, "resources", DEFAULTS["resources"])
-
-    name = spec["name"]
+    top = _section(Spec, raw, "")
+    name = top["name"]
     if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError(f"name={name!r}: letters, digits, '_', '.' and '-' only")
-    mode = _one_of("search.mode", search["mode"], MODES)
-    sampler = _one_of("search.sampler", search["sampler"], SAMPLERS)
-    num_samples = _int("search.num_samples", search["num_samples"], 1)
+        raise SpecError(f"name={name!r}: letters, digits, '_', '.' and '-' only", "name")
+    search = _search(_section(Search, top["search"], "search"))
+    notes: list[str] = []
+    resources = _resources(_section(Resources, top["resources"], "resources"), machine, notes)
+    max_failures = _int("max_failures", top["max_failures"], 0)
+    storage = _storage(top["storage"])
+    checkpoint_every = _int("checkpoint_every", top["checkpoint_every"], 0)
+
+    trial = _trial(top["trial"], resources.gpu)
+    space = _space(top["space"], search.mode, set(trial))
+    seeds = _seeds(top["seeds"], trial)
+    _check_points({**trial, "checkpoint_every": checkpoint_every}, space)
+    metrics = _metric_names(trial, space)
+    search = replace(search, objectives=_objectives(search.objectives, metrics))
+    scheduler = _scheduler(top["scheduler"], trial, space)
+    if search.mode == "optuna" and not space:
+        raise SpecError("space: an optuna study needs at least one searched field", "space")
+    if scheduler is not None and search.mode == "optuna" and len(seeds) > 1:
+        raise SpecError(
+            f"scheduler: ASHA would stop some of a configuration's {len(seeds)} seed "
+            "replicates and Optuna would be told the mean of the rest; use seeds: 1 or "
+            "scheduler: null",
+            "scheduler",
+        )
+    if resources.population > 1 and scheduler is not None:
+        raise SpecError(
+            f"resources.population={resources.population}: the ASHA scheduler stops trials "
+            "one by one and cannot stop a population's members; use scheduler: null or "
+            "population: 1",
+            "resources.population",
+        )
+    return Spec(
+        name=name,
+        trial=trial,
+        space=space,
+        seeds=seeds,
+        search=search,
+        scheduler=scheduler,
+        resources=resources,
+        storage=storage,
+        checkpoint_every=checkpoint_every,
+        max_failures=max_failures,
+        tracking=_tracking(top["tracking"]),
+        notes=tuple(notes),
+    )
+
+
+def _section(section: type, given: Any, where: str) -> dict[str, Any]:
+    """``given`` (a mapping of ``section``'s keys; None: all defaults) over the defaults."""
+    known = keys(section)
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise SpecError(f"{where}: expected a mapping of {', '.join(known)}", where)
+    unknown = [k for k in given if k not in known]
+    if unknown and not where:
+        raise SpecError(
+            f"unknown key {unknown[0]!r} in the study spec; known: {', '.join(known)}", unknown[0]
+        )
+    if unknown:
+        key = f"{where}.{unknown[0]}"
+        raise SpecError(f"unknown key {key}; known: {', '.join(known)}", key)
+    return {**defaults(section), **{k: v for k, v in given.items() if v is not None}}
+
+
+def _search(given: dict[str, Any]) -> Search:
+    mode = _one_of("search.mode", given["mode"], MODES)
+    num_samples = _int("search.num_samples", given["num_samples"], 1)
     if mode == "grid" and num_samples != 1:
         raise SpecError(
             f"search.num_samples={num_samples}: a grid study runs every point once per seed; "
-            "use seeds for replicates, or search.mode=optuna"
+            "use seeds for replicates, or search.mode=optuna",
+            "search.num_samples",
         )
-    max_concurrent = _int("search.max_concurrent", search["max_concurrent"], 0)
-    cpu = _number("resources.cpu", res["cpu"], low=0, strict=True)
-    population = _int("resources.population", res["population"], 1)
-    notes: list[str] = []
+    return Search(
+        mode=mode,
+        sampler=_one_of("search.sampler", given["sampler"], SAMPLERS),
+        objectives=given["objectives"],  # checked against the metrics once the space is known
+        num_samples=num_samples,
+        max_concurrent=_int("search.max_concurrent", given["max_concurrent"], 0),
+    )
+
+
+def _resources(given: dict[str, Any], machine: Machine | None, notes: list[str]) -> Resources:
+    cpu = _number("resources.cpu", given["cpu"], low=0, strict=True)
+    population = _int("resources.population", given["population"], 1)
     gpu: float | str
-    if res["gpu"] == AUTO:
+    if given["gpu"] == AUTO:
         gpu = auto_gpu(machine, population, notes)
-    elif isinstance(res["gpu"], str):
-        raise SpecError(f"resources.gpu={res['gpu']!r}: expected a number or auto")
+    elif isinstance(given["gpu"], str):
+        raise SpecError(
+            f"resources.gpu={given['gpu']!r}: expected a number or auto", "resources.gpu"
+        )
     else:
-        gpu = _number("resources.gpu", res["gpu"], low=0)
+        gpu = _number("resources.gpu", given["gpu"], low=0)
     if gpu != AUTO and gpu > 1 and not float(gpu).is_integer():
-        raise SpecError(f"resources.gpu={gpu}: fractions are for less than one GPU")
+        raise SpecError(
+            f"resources.gpu={gpu}: fractions are for less than one GPU", "resources.gpu"
+        )
     if machine is not None and gpu != AUTO:
         if gpu > machine.gpus:
             hint = (
@@ -260,100 +352,54 @@ def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
                 else f"; add --set resources.gpu={machine.gpus} or less"
             )
             raise SpecError(
-                f"resources.gpu={gpu} is above this machine's {machine.gpus} GPU(s){hint}"
+                f"resources.gpu={gpu} is above this machine's {machine.gpus} GPU(s){hint}",
+                "resources.gpu",
             )
         if cpu > machine.cpus:
-            raise SpecError(f"resources.cpu={cpu} is above this machine's {machine.cpus} CPU(s)")
-    max_failures = _int("max_failures", spec["max_failures"], 0)
-    storage = _storage(spec["storage"])
-
-    trial = _trial(spec, gpu)
-    space = _space(spec["space"], mode, set(spec["trial"]))
-    seeds = _seeds(spec["seeds"], trial)
-    _check_points(trial, space)
-    metrics = _metric_names(trial, space)
-    objectives = _objectives(search["objectives"], metrics)
-    scheduler = _scheduler(spec["scheduler"], trial, space)
-    if mode == "optuna" and not space:
-        raise SpecError("space: an optuna study needs at least one searched field")
-    if scheduler is not None and mode == "optuna" and len(seeds) > 1:
-        raise SpecError(
-            f"scheduler: ASHA would stop some of a configuration's {len(seeds)} seed "
-            "replicates and Optuna would be told the mean of the rest; use seeds: 1 or "
-            "scheduler: null"
-        )
-    if population > 1 and scheduler is not None:
-        raise SpecError(
-            f"resources.population={population}: the ASHA scheduler stops trials one by "
-            "one and cannot stop a population's members; use scheduler: null or population: 1"
-        )
-    return Spec(
-        name=name,
-        trial=trial,
-        space=space,
-        seeds=seeds,
-        mode=mode,
-        sampler=sampler,
-        objectives=objectives,
-        num_samples=num_samples,
-        max_concurrent=max_concurrent,
-        scheduler=scheduler,
-        cpu=cpu,
-        gpu=gpu,
-        storage=storage,
-        max_failures=max_failures,
-        population=population,
-        tracking=_tracking(spec["tracking"]),
-        notes=tuple(notes),
-    )
+            raise SpecError(
+                f"resources.cpu={cpu} is above this machine's {machine.cpus} CPU(s)",
+                "resources.cpu",
+            )
+    return Resources(cpu=cpu, gpu=gpu, population=population)
 
 
-def _section(spec: dict[str, Any], key: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    given = spec[key]
-    if not isinstance(given, dict):
-        raise SpecError(f"{key}: expected a mapping of {', '.join(defaults)}")
-    unknown = [k for k in given if k not in defaults]
-    if unknown:
-        raise SpecError(f"unknown key {key}.{unknown[0]}; known: {', '.join(defaults)}")
-    return {**defaults, **{k: v for k, v in given.items() if v is not None}}
-
-
-def _one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise SpecError(f"{field}={value!r}: expected one of {', '.join(allowed)}")
+        raise SpecError(f"{key}={value!r}: expected one of {', '.join(allowed)}", key)
     return value
 
 
-def _int(field: str, value: Any, low: int) -> int:
+def _int(key: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{field}={value!r}: expected an integer")
+        raise SpecError(f"{key}={value!r}: expected an integer", key)
     if value < low:
-        raise SpecError(f"{field}={value}: expected an integer >= {low}")
+        raise SpecError(f"{key}={value}: expected an integer >= {low}", key)
     return value
 
 
-def _number(field: str, value: Any, low: float, strict: bool = False) -> float:
+def _number(key: str, value: Any, low: float, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{field}={value!r}: expected a number")
+        raise SpecError(f"{key}={value!r}: expected a number", key)
     if value < low or (strict and value == low):
-        raise SpecError(f"{field}={value}: expected a number {'>' if strict else '>='} {low}")
+        raise SpecError(f"{key}={value}: expected a number {'>' if strict else '>='} {low}", key)
     return value
 
 
 def _storage(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise SpecError(f"storage={value!r}: expected a local path or a URI such as s3://bucket")
+        raise SpecError(
+            f"storage={value!r}: expected a local path or a URI such as s3://bucket", "storage"
+        )
     if value.startswith("file://"):
         value = value[len("file://") :]
     if "://" in value:
         scheme = value.split("://", 1)[0]
         if scheme not in STORAGE_SCHEMES:
-            raise SpecError(f"storage={value!r}: scheme {scheme!r} is not one of {STORAGE_SCHEMES}")
+            raise SpecError(
+                f"storage={value!r}: scheme {scheme!r} is not one of {STORAGE_SCHEMES}", "storage"
+            )
         return value.rstrip("/")
     return os.path.abspath(os.path.expanduser(value))
-
-
-TRACKERS = ("tensorboard", "mlflow")
 
 
 def _tracking(value: Any) -> tuple[str, ...]:
@@ -361,8 +407,8 @@ def _tracking(value: Any) -> tuple[str, ...]:
     logger, and the population members'); mlflow logs every trial as an MLflow run."""
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list):
-        raise SpecError(f"tracking={value!r}: expected a list of {', '.join(TRACKERS)}")
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(f"tracking={value!r}: expected a list of {', '.join(TRACKERS)}", "tracking")
     for name in value:
         _one_of("tracking", name, TRACKERS)
     if "mlflow" in value:
@@ -371,7 +417,8 @@ def _tracking(value: Any) -> tuple[str, ...]:
         if importlib.util.find_spec("mlflow") is None:
             raise SpecError(
                 "tracking: mlflow needs the mlflow package; pip install mlflow-skinny "
-                "(or remove mlflow from tracking)"
+                "(or remove mlflow from tracking)",
+                "tracking",
             )
     return tuple(dict.fromkeys(value))
 
@@ -388,110 +435,119 @@ def auto_gpu(machine: Machine | None, population: int, notes: list[str]) -> floa
     return 1.0 if population > 1 else AUTO_GPU_SHARE
 
 
-def _trial(spec: dict[str, Any], gpu: float | str) -> dict[str, Any]:
-    trial = spec["trial"]
-    if not isinstance(trial, dict):
-        raise SpecError("trial: expected a mapping of trial config fields")
-    trial = dict(trial)
+def _trial(given: Any, gpu: float | str) -> dict[str, Any]:
+    if not isinstance(given, dict):
+        raise SpecError("trial: expected a mapping of trial config fields", "trial")
+    trial = dict(given)
     for key in trial:
-        if key not in _TYPES:
-            raise SpecError(f"trial.{key}: unknown trial config key; known: {', '.join(_TYPES)}")
+        if key not in FIELD_TYPES:
+            raise SpecError(
+                f"trial.{key}: unknown trial config key; known: {', '.join(FIELD_TYPES)}",
+                f"trial.{key}",
+            )
     if "checkpoint_every" in trial:
-        raise SpecError("trial.checkpoint_every: set it at the top level (checkpoint_every)")
-    if spec["checkpoint_every"] is not None:
-        trial["checkpoint_every"] = _int("checkpoint_every", spec["checkpoint_every"], 0)
-    else:
-        trial["checkpoint_every"] = TrialConfig.checkpoint_every
+        raise SpecError(
+            "trial.checkpoint_every: set it at the top level (checkpoint_every)",
+            "trial.checkpoint_every",
+        )
     device = trial.get("device", "auto")
     if gpu == AUTO:
         pass  # decided where the cluster is known (study.runner); the trial's auto follows
     elif device == "auto":
         trial["device"] = "cuda" if gpu > 0 else "cpu"
     elif isinstance(device, str) and device.startswith("cuda") and gpu == 0:
-        raise SpecError(f"trial.device={device!r} needs resources.gpu > 0")
+        raise SpecError(f"trial.device={device!r} needs resources.gpu > 0", "trial.device")
     # precision=bf16 may run on a CPU (one with bf16 units: the trial checks where it runs)
     if trial.get("device") == "cpu" and trial.get("cuda_graph") is True:
-        raise SpecError("trial.cuda_graph=True needs a GPU (resources.gpu > 0)")
+        raise SpecError("trial.cuda_graph=True needs a GPU (resources.gpu > 0)", "trial.cuda_graph")
     data = trial.get("data", "procedural")
     if isinstance(data, str) and data != "procedural":
         trial["data"] = os.path.abspath(os.path.expanduser(data))  # trials run in their own dir
     return trial
 
 
-def _space(raw: Any, mode: str, fixed: set[str]) -> dict[str, Dim]:
-    if not isinstance(raw, dict):
-        raise SpecError("space: expected a mapping of trial config fields to values")
+def _space(given: Any, mode: str, fixed: set[str]) -> dict[str, Dim]:
+    if not isinstance(given, dict):
+        raise SpecError("space: expected a mapping of trial config fields to values", "space")
     space = {}
-    for key, value in raw.items():
-        field = f"space.{key}"
-        if key in UNSEARCHED:
-            raise SpecError(f"{field}: not searched; {UNSEARCHED[key]}")
-        if key not in _TYPES:
-            raise SpecError(f"{field}: unknown trial config key; known: {', '.join(_TYPES)}")
-        if key in fixed:
-            raise SpecError(f"trial.{key}: also searched in {field}; give it in one place")
-        space[key] = _dim(field, key, value, mode)
+    for name, value in given.items():
+        key = f"space.{name}"
+        if name in UNSEARCHED:
+            raise SpecError(f"{key}: not searched; {UNSEARCHED[name]}", key)
+        if name not in FIELD_TYPES:
+            raise SpecError(
+                f"{key}: unknown trial config key; known: {', '.join(FIELD_TYPES)}", key
+            )
+        if name in fixed:
+            raise SpecError(f"trial.{name}: also searched in {key}; give it in one place", key)
+        space[name] = _dim(key, name, value, mode)
     return space
 
 
-def _dim(field: str, key: str, value: Any, mode: str) -> Dim:
+def _dim(key: str, name: str, value: Any, mode: str) -> Dim:
     if isinstance(value, list):
         if not value:
-            raise SpecError(f"{field}: an empty list of values")
+            raise SpecError(f"{key}: an empty list of values", key)
         dim = Dim("grid", tuple(value))
     elif isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DISTRIBUTIONS:
         kind, args = next(iter(value.items()))
         if mode == "grid":
             raise SpecError(
-                f"{field}: a {kind} distribution in a grid study; give a list of values "
-                "or set search.mode=optuna"
+                f"{key}: a {kind} distribution in a grid study; give a list of values "
+                "or set search.mode=optuna",
+                key,
             )
-        dim = _distribution(field, key, kind, args)
+        dim = _distribution(key, name, kind, args)
     else:
         raise SpecError(
-            f"{field}={value!r}: expected a list of values or one of "
-            f"{', '.join(f'{{{d}: [...]}}' for d in DISTRIBUTIONS)} (fixed values go in trial)"
+            f"{key}={value!r}: expected a list of values or one of "
+            f"{', '.join(f'{{{d}: [...]}}' for d in DISTRIBUTIONS)} (fixed values go in trial)",
+            key,
         )
     if mode == "optuna" and dim.kind in ("grid", "choice"):
         for v in dim.values:
             if v is not None and not isinstance(v, (bool, int, float, str)):
-                raise SpecError(f"{field}: optuna choices are numbers, strings or booleans")
+                raise SpecError(f"{key}: optuna choices are numbers, strings or booleans", key)
     return dim
 
 
-def _distribution(field: str, key: str, kind: str, args: Any) -> Dim:
+def _distribution(key: str, name: str, kind: str, args: Any) -> Dim:
     if not isinstance(args, list) or not args:
-        raise SpecError(f"{field}: {kind} takes a list, e.g. {{{kind}: [low, high]}}")
+        raise SpecError(f"{key}: {kind} takes a list, e.g. {{{kind}: [low, high]}}", key)
     if kind == "choice":
         return Dim("choice", tuple(args))
     if len(args) != 2 or any(isinstance(a, bool) or not isinstance(a, (int, float)) for a in args):
-        raise SpecError(f"{field}: {kind} takes [low, high] numbers, got {args!r}")
+        raise SpecError(f"{key}: {kind} takes [low, high] numbers, got {args!r}", key)
     lo, hi = args
     if not lo < hi:
-        raise SpecError(f"{field}: {kind} needs low < high, got [{lo}, {hi}]")
+        raise SpecError(f"{key}: {kind} needs low < high, got [{lo}, {hi}]", key)
     if kind == "int":
         whole = float(lo).is_integer() and float(hi).is_integer()
-        if _TYPES[key] not in (int, float) or not whole:
-            raise SpecError(f"{field}: int takes integer ends of a numeric field")
+        if FIELD_TYPES[name] not in (int, float) or not whole:
+            raise SpecError(f"{key}: int takes integer ends of a numeric field", key)
         return Dim("int", (int(lo), int(hi)))
-    if _TYPES[key] is not float:
-        raise SpecError(f"{field}: {kind} is for real-valued fields; {key} takes int: [low, high]")
+    if FIELD_TYPES[name] is not float:
+        raise SpecError(
+            f"{key}: {kind} is for real-valued fields; {name} takes int: [low, high]", key
+        )
     if kind == "loguniform" and lo <= 0:
-        raise SpecError(f"{field}: loguniform needs low > 0, got {lo}")
+        raise SpecError(f"{key}: loguniform needs low > 0, got {lo}", key)
     return Dim(kind, (float(lo), float(hi)))
 
 
 def _seeds(value: Any, trial: dict[str, Any]) -> tuple[int, ...]:
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         if not value or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
-            raise SpecError(f"seeds={value!r}: expected a count or a list of integers >= 0")
+            raise SpecError(
+                f"seeds={value!r}: expected a count or a list of integers >= 0", "seeds"
+            )
         if len(set(value)) != len(value):
-            raise SpecError(f"seeds={value!r}: a seed is repeated")
+            raise SpecError(f"seeds={value!r}: a seed is repeated", "seeds")
         return tuple(value)
     n = _int("seeds", value, 1)
     base = trial.get("seed", 0)
     if isinstance(base, bool) or not isinstance(base, int):
-        raise SpecError(f"trial.seed={base!r}: expected an integer")
+        raise SpecError(f"trial.seed={base!r}: expected an integer", "trial.seed")
     return tuple(range(base, base + n))
 
 
@@ -505,10 +561,10 @@ def _check_points(trial: dict[str, Any], space: dict[str, Dim]) -> None:
         try:
             TrialConfig.from_dict({**trial, **point})
         except ConfigError as e:
-            key = e.key
-            where = f"space.{key}" if key in point else f"trial.{key}" if key else "trial"
+            name = e.key
+            key = f"space.{name}" if name in point else f"trial.{name}" if name else "trial"
             context = f" (at {point})" if point and len(point) > 1 else ""
-            raise SpecError(f"{where}: {e}{context}") from e
+            raise SpecError(f"{key}: {e}{context}", key) from e
 
 
 def _metric_names(trial: dict[str, Any], space: dict[str, Dim]) -> tuple[str, ...]:
@@ -517,47 +573,50 @@ def _metric_names(trial: dict[str, Any], space: dict[str, Dim]) -> tuple[str, ..
     return (*TRAIN_COLUMNS, *METRICS, *(kl_key(i) for i in range(int(latents))))
 
 
-def _direction(field: str, value: Any) -> str:
+def _direction(key: str, value: Any) -> str:
     aliases = {"min": "min", "minimize": "min", "max": "max", "maximize": "max"}
     if value not in aliases:
-        raise SpecError(f"{field}={value!r}: expected min or max")
+        raise SpecError(f"{key}={value!r}: expected min or max", key)
     return aliases[value]
 
 
-def _objectives(raw: Any, metrics: tuple[str, ...]) -> dict[str, str]:
-    if not isinstance(raw, dict) or not raw:
-        raise SpecError("search.objectives: expected a mapping of metric to min or max")
+def _objectives(given: Any, metrics: tuple[str, ...]) -> dict[str, str]:
+    if not isinstance(given, dict) or not given:
+        raise SpecError(
+            "search.objectives: expected a mapping of metric to min or max", "search.objectives"
+        )
     out = {}
-    for metric, direction in raw.items():
+    for metric, direction in given.items():
+        key = f"search.objectives.{metric}"
         if metric not in metrics:
-            raise SpecError(
-                f"search.objectives.{metric}: unknown metric; known: {', '.join(metrics)}"
-            )
-        out[metric] = _direction(f"search.objectives.{metric}", direction)
+            raise SpecError(f"{key}: unknown metric; known: {', '.join(metrics)}", key)
+        out[metric] = _direction(key, direction)
     return out
 
 
-def _scheduler(raw: Any, trial: dict[str, Any], space: dict[str, Dim]) -> Scheduler | None:
-    if raw is None:
+def _scheduler(given: Any, trial: dict[str, Any], space: dict[str, Dim]) -> Scheduler | None:
+    if given is None:
         return None
-    if not isinstance(raw, dict):
-        raise SpecError(f"scheduler: expected a mapping of {', '.join(SCHEDULER_KEYS)} or null")
-    unknown = [k for k in raw if k not in SCHEDULER_KEYS]
-    if unknown:
-        raise SpecError(f"unknown key scheduler.{unknown[0]}; known: {', '.join(SCHEDULER_KEYS)}")
-    _one_of("scheduler.type", raw.get("type", "asha"), ("asha",))
+    raw = _section(Scheduler, given, "scheduler")
+    _one_of("scheduler.type", raw["type"], ("asha",))
     every_row = tuple(m for m in _metric_names(trial, space) if m not in METRICS)
-    metric = raw.get("metric", "loss")
+    metric = raw["metric"]
     if metric not in every_row:
         raise SpecError(
             f"scheduler.metric={metric!r}: ASHA needs a metric of every report: "
-            + ", ".join(every_row)
+            + ", ".join(every_row),
+            "scheduler.metric",
         )
-    default_mode = DIRECTIONS.get(metric)
-    if "mode" not in raw and default_mode is None:
-        raise SpecError(f"scheduler.mode: give min or max for {metric!r}")
-    mode = _direction("scheduler.mode", raw.get("mode", default_mode))
+    mode = raw["mode"] if raw["mode"] is not None else DIRECTIONS.get(metric)
+    if mode is None:
+        raise SpecError(f"scheduler.mode: give min or max for {metric!r}", "scheduler.mode")
     steps = space["steps"].values if "steps" in space else (trial.get("steps", TrialConfig.steps),)
-    grace = _int("scheduler.grace_period", raw.get("grace_period", max(1, min(steps) // 10)), 1)
-    rf = _number("scheduler.reduction_factor", raw.get("reduction_factor", 3), low=1, strict=True)
-    return Scheduler(metric, mode, grace, float(rf))
+    grace = raw["grace_period"]
+    rf = raw["reduction_factor"]
+    return Scheduler(
+        type="asha",
+        metric=metric,
+        mode=_direction("scheduler.mode", mode),
+        grace_period=_int("scheduler.grace_period", grace or max(1, min(steps) // 10), 1),
+        reduction_factor=float(_number("scheduler.reduction_factor", rf, low=1, strict=True)),
+    )

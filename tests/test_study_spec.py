@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from study.cli import main
 from study.presets import names as preset_names
 from study.spec import Machine, SpecError, apply_overrides, load_spec, validate
+from trainables.config import TrialConfig
 
 PRESETS = {"quick", "burgess2018", "beta_sweep", "capacity_sweep", "bottleneck", "recon_vs_mig"}
 
@@ -64,9 +65,9 @@ def test_preset_contents_follow_the_papers():
     assert capacity.trial["gamma"] == 1000
     assert load_spec("bottleneck").trial["encoder"] == "factors"
     mo = load_spec("recon_vs_mig")
-    assert mo.mode == "optuna" and mo.objectives == {"recon": "min", "mig": "max"}
+    assert mo.search.mode == "optuna" and mo.search.objectives == {"recon": "min", "mig": "max"}
     quick = load_spec(None)  # the default
-    assert quick.name == "quick" and quick.gpu == 0 and quick.trial["device"] == "cpu"
+    assert quick.name == "quick" and quick.resources.gpu == 0 and quick.trial["device"] == "cpu"
 
 
 def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
@@ -220,17 +221,17 @@ def test_a_cpu_study_may_use_bf16_but_not_a_cuda_graph():
 @pytest.mark.parametrize("name", [n for n in preset_names() if n != "quick"])
 def test_a_gpu_preset_runs_on_a_cpu_machine_and_says_so(name):
     spec = load_spec(name, machine=Machine(cpus=2, gpus=0))
-    assert spec.gpu == 0 and spec.trial["device"] == "cpu"
+    assert spec.resources.gpu == 0 and spec.trial["device"] == "cpu"
     assert spec.notes == ("resources.gpu: auto -> 0: no GPU here, the trials train on the CPU",)
     on_gpus = load_spec(name, machine=Machine(cpus=8, gpus=2))
-    assert on_gpus.gpu == 0.25 and on_gpus.trial["device"] == "cuda" and not on_gpus.notes
+    assert on_gpus.resources.gpu == 0.25 and on_gpus.trial["device"] == "cuda" and not on_gpus.notes
     joining = load_spec(name)  # a cluster: decided once joined (study.runner)
-    assert joining.gpu == "auto" and "device" not in joining.trial
+    assert joining.resources.gpu == "auto" and "device" not in joining.trial
 
 
 def test_gpu_auto_gives_a_population_a_whole_gpu():
     raw = {"space": {"gamma": [1.0, 2.0]}, "resources": {"gpu": "auto", "population": 2}}
-    assert validate(raw, Machine(cpus=8, gpus=1)).gpu == 1.0
+    assert validate(raw, Machine(cpus=8, gpus=1)).resources.gpu == 1.0
     with pytest.raises(SpecError, match="resources.gpu='fast': expected a number or auto"):
         validate({"resources": {"gpu": "fast"}})
 
@@ -272,3 +273,44 @@ def test_tracking_names_known_trackers():
     assert validate({"tracking": ["tensorboard"]}).tracking == ("tensorboard",)
     with pytest.raises(SpecError, match="tracking='wandb': expected one of"):
         validate({"tracking": ["wandb"]})
+
+
+def test_the_spec_sections_are_dataclasses_whose_fields_are_the_yaml_keys():
+    from study.spec import Resources, Scheduler, Search, Spec, defaults, keys
+
+    resolved = validate({"scheduler": {"metric": "recon"}}).to_dict()
+    assert list(resolved) == list(keys(Spec)) and "notes" not in resolved
+    assert list(resolved["search"]) == list(keys(Search)) == list(defaults(Search))
+    assert defaults(Resources) == {"cpu": 1, "gpu": 0, "population": 1}
+    assert resolved["resources"] == defaults(Resources)
+    # a scheduler's open fields are resolved: the metric's direction, a tenth of the steps
+    assert resolved["scheduler"] == {**defaults(Scheduler), "metric": "recon", "mode": "min",
+                                     "grace_period": TrialConfig.steps // 10}  # fmt: skip
+    assert resolved["checkpoint_every"] == TrialConfig.checkpoint_every
+    assert "checkpoint_every" not in resolved["trial"]
+
+
+SPEC_ERROR_KEYS = [
+    ({"colour": "red"}, "colour"),
+    ({"search": {"mode": "annealing"}}, "search.mode"),
+    ({"search": {"objectives": {"accuracy": "max"}}}, "search.objectives.accuracy"),
+    ({"resources": {"tpu": 1}}, "resources.tpu"),
+    ({"resources": {"gpu": 1.5}}, "resources.gpu"),
+    ({"trial": {"beta": -2}}, "trial.beta"),
+    ({"space": {"beta": [4, -1]}}, "space.beta"),
+    ({"space": {"seed": [1, 2]}}, "space.seed"),
+    ({"scheduler": {"metric": "mig"}}, "scheduler.metric"),
+    ({"seeds": [1, 1]}, "seeds"),
+    ({"checkpoint_every": -5}, "checkpoint_every"),
+]
+
+
+@pytest.mark.parametrize(("raw", "key"), SPEC_ERROR_KEYS, ids=[k for _, k in SPEC_ERROR_KEYS])
+def test_a_spec_error_carries_its_key_through_pickling(raw, key):
+    import pickle
+
+    with pytest.raises(SpecError) as e:
+        validate(raw)
+    assert e.value.key == key and key in str(e.value)
+    again = pickle.loads(pickle.dumps(e.value))  # errors cross Ray's process boundary
+    assert again.key == key and str(again) == str(e.value)

@@ -135,13 +135,13 @@ class TrialConfig:
 
 # ---- coercion and validation -------------------------------------------------------
 
-_TYPES = typing.get_type_hints(TrialConfig)
+FIELD_TYPES = typing.get_type_hints(TrialConfig)  # field -> type (the study spec reads it too)
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _coerce(key: str, value: Any) -> Any:
     """Turn a YAML/JSON/CLI value into the field's type, or raise ConfigError naming key."""
-    kind = _TYPES[key]
+    kind = FIELD_TYPES[key]
     try:
         if key == "c_points":
             points = tuple((int(s), float(c)) for s, c in (value or ()))
@@ -184,10 +184,12 @@ def _check(ok: bool, key: str, value: Any, need: str) -> None:
 
 
 def _validate(c: TrialConfig) -> None:
-    for key in _TYPES:
+    for key in FIELD_TYPES:
         v = getattr(c, key)
         if key != "c_points" and _coerce(key, v) != v:
-            raise ConfigError(f"trial config {key}={v!r} is not {_KIND_NAMES[_TYPES[key]]}", key)
+            raise ConfigError(
+                f"trial config {key}={v!r} is not {_KIND_NAMES[FIELD_TYPES[key]]}", key
+            )
     _check(c.objective in OBJECTIVES, "objective", c.objective, f"one of {OBJECTIVES}")
     _check(c.c_schedule in SCHEDULES, "c_schedule", c.c_schedule, f"one of {SCHEDULES}")
     _check(c.encoder in ENCODERS, "encoder", c.encoder, f"one of {ENCODERS}")
