@@ -35,7 +35,8 @@ body{font-family:system-ui,sans-serif;margin:0 2em 4em;color:#222;max-width:1400
 h1{margin-bottom:0} nav a{margin-right:1em} section{margin-top:2.5em}
 table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f3f3f3} .note{color:#666;font-size:14px} .err{font-family:monospace;color:#a00}
+th{background:#f3f3f3;text-align:left} .note{color:#666;font-size:14px}
+.failures td:last-child{font-family:monospace;color:#a00}
 .warn{background:#fff3cd;border:1px solid #e0b100;padding:.6em 1em;margin:1em 0;font-size:15px}
 .lead{font-size:16px;max-width:60em}
 """
@@ -188,23 +189,20 @@ def _note(text: str) -> str:
     return f"<p class=note>{html.escape(text)}</p>"
 
 
-def _table(frame: pd.DataFrame, err_col: str | None = None, na_cols: tuple[str, ...] = ()) -> str:
-    """An HTML table; a missing value shows as "n/a" in ``na_cols`` (undefined metrics),
-    else empty."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for _, r in frame.iterrows():
-        cells = []
-        for c, v in r.items():
-            missing = v is None or (isinstance(v, float) and np.isnan(v))
-            text = ("n/a" if c in na_cols else "") if missing else v
-            if isinstance(text, float):
-                text = f"{text:.0f}" if text.is_integer() and abs(text) < 1e15 else f"{text:.4g}"
-            text = str(text)
-            cls = " class=err" if c == err_col else ""
-            cells.append(f"<td{cls}>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+def _table(frame: pd.DataFrame, na_cols: tuple[str, ...] = (), classes: str = "") -> str:
+    """``frame`` as an HTML table (pandas' ``to_html``, escaped): numbers to 4 significant
+    digits, whole numbers whole; a missing value shows as "n/a" in ``na_cols`` (undefined
+    metrics), else empty."""
+
+    def cell(column: str, v: object) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "n/a" if column in na_cols else ""
+        if isinstance(v, float):
+            return f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+        return str(v)
+
+    shown = pd.DataFrame({c: [cell(c, v) for v in frame[c]] for c in frame.columns})
+    return shown.to_html(index=False, border=0, classes=classes or None, na_rep="")
 
 
 def _summary(
@@ -413,4 +411,4 @@ def _failed(study: Study) -> str:
             "reason": t["error"],
         }
     )
-    return _table(table, err_col="reason")
+    return _table(table, classes="failures")  # the reason: last column, in red

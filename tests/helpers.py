@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -139,3 +140,17 @@ def report_figures(text: str) -> dict[str, list[str]]:
 
     Parser().feed(text)
     return found
+
+
+class FactorData:
+    """Ground-truth data whose observations are the factor indices themselves."""
+
+    def __init__(self, sizes=(3, 4, 5), names=("a", "b", "c")):
+        self.factor_sizes = tuple(sizes)
+        self.factor_names = tuple(names)
+
+    def sample_factors(self, n, rng):
+        return np.stack([rng.integers(0, s, n) for s in self.factor_sizes], axis=1)
+
+    def observations(self, factors):
+        return factors

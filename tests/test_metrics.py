@@ -32,20 +32,7 @@ from analysis.metrics import (
 )
 from analysis.metrics.beta_vae import training_set
 from analysis.metrics.mutual_info import discrete_mutual_info
-
-
-class FactorData:
-    """Ground-truth data whose observations are the factor indices themselves."""
-
-    def __init__(self, sizes=(3, 4, 5), names=("a", "b", "c")):
-        self.factor_sizes = tuple(sizes)
-        self.factor_names = tuple(names)
-
-    def sample_factors(self, n, rng):
-        return np.stack([rng.integers(0, s, n) for s in self.factor_sizes], axis=1)
-
-    def observations(self, factors):
-        return factors
+from tests.helpers import FactorData
 
 
 def identity(obs):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis.metrics import completeness, dci, disentanglement, gbt_importance
-from tests.test_metrics import FactorData
+from tests.helpers import FactorData
 
 DATA = FactorData(sizes=(3, 4, 6), names=("shape", "scale", "pos"))
 

@@ -68,3 +68,53 @@ def test_synthetic_trials_carry_the_trainers_config_defaults():
     from trainables.config import TrialConfig
 
     assert _BASE_CONFIG == TrialConfig().to_dict()
+
+
+def _tables(text: str) -> dict[str, list[list[str]]]:
+    """Each table's rows of cell texts, keyed by its class attribute."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.found: dict[str, list[list[str]]] = {}
+            self.rows: list[list[str]] | None = None
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.rows = self.found.setdefault(dict(attrs).get("class", ""), [])
+            elif tag == "tr" and self.rows is not None:
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.rows is not None and self.cell is not None:
+                self.rows[-1].append("".join(self.cell).strip())
+                self.cell = None
+            elif tag == "table":
+                self.rows = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Tables()
+    parser.feed(text)
+    return parser.found
+
+
+def test_the_unfinished_trials_table_gives_each_reason(tmp_path):
+    from analysis.load import load_study
+
+    root = write_synthetic_study(tmp_path, 6, steps=1000, report_every=100, eval_every=500)
+    trials = load_study(root).trials
+    unfinished = trials[~trials["status"].isin(["TERMINATED"])]
+    text = build_report(root, tmp_path / "r.html").read_text()
+    head, *rows = _tables(text)["dataframe failures"]
+    assert head == ["trial", "status", "last step", "configuration", "reason"]
+    assert sorted(r[0] for r in rows) == sorted(unfinished["trial_id"])
+    failed = unfinished[unfinished["status"] == "ERROR"].iloc[0]
+    row = next(r for r in rows if r[0] == failed["trial_id"])
+    assert row[1] == "ERROR" and row[4] == failed["error"] and failed["error"]

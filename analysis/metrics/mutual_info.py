@@ -51,7 +51,11 @@ def discrete_mutual_info(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Plug-in mutual information (nats) of every column pair: x (n, d), y (n, k) -> (d, k).
 
     Both arrays hold non-negative integer labels. Same value as
-    ``sklearn.metrics.mutual_info_score(y[:, j], x[:, i])``, clipped at 0 like it.
+    ``sklearn.metrics.mutual_info_score(y[:, j], x[:, i])``, clipped at 0 like it (a
+    test holds them equal). Why not call it: it builds a sparse contingency matrix per
+    pair; one ``bincount`` per pair is ~35x faster (10 latents x 5 factors, 10k points:
+    ~4 ms against ~134 ms), and every evaluation computes it twice (MIG and the
+    ``mi/z{i}/{factor}`` columns).
     """
     n = len(x)
     m = np.zeros((x.shape[1], y.shape[1]))
