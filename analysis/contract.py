@@ -205,6 +205,14 @@ def jsonable(row: dict) -> dict:
     }
 
 
+def metric_value(v: object) -> float | None:
+    """A reported metric as a float, or None where it is undefined (missing, NaN,
+    infinite, or not a number)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
 def format_value(v: object) -> str:
     """A value as lines and labels show it: four significant digits, whole floats as ints."""
     if isinstance(v, float) and v.is_integer():

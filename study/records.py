@@ -8,7 +8,6 @@ per trial its id, folder (relative to the study directory), status, error and co
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -28,6 +27,7 @@ from analysis.contract import (
     last_line,
     member_dirname,
     member_id,
+    metric_value,
 )
 from study.space import to_optuna
 from study.spec import Spec
@@ -56,10 +56,7 @@ class TrialRecord:
         }
 
     def value(self, metric: str) -> float | None:
-        v = self.last.get(metric)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return None
-        return float(v)
+        return metric_value(self.last.get(metric))
 
 
 def collect(study_dir: str) -> list[TrialRecord]:

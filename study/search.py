@@ -8,7 +8,6 @@ objectives over the replicates that finished.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from typing import Any
@@ -18,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from analysis.contract import MEMBERS_KEY, OPTUNA_JOURNAL_FILE
+from analysis.contract import MEMBERS_KEY, OPTUNA_JOURNAL_FILE, metric_value
 from study.space import points, to_optuna, to_tune
 from study.spec import Spec
 from trainables.config import TrialConfig
@@ -214,7 +213,7 @@ class SeedReplicates(Searcher):
         if trial_id not in self.group_of:
             return
         group = self.groups[self.group_of[trial_id]]
-        values = [_finite((result or {}).get(m)) for m in self.objectives]
+        values = [metric_value((result or {}).get(m)) for m in self.objectives]
         group["trials"][trial_id] = (values, error)
         ended = list(group["trials"].values())
         if len(ended) < len(self.seeds) or any(e is None for e in ended):
@@ -236,12 +235,6 @@ class SeedReplicates(Searcher):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 class PopulationSearch(Searcher):
@@ -293,7 +286,7 @@ class PopulationSearch(Searcher):
             rows = [r for r in finals[i * seeds : (i + 1) * seeds] if isinstance(r, dict)]
             means = []
             for metric in self.spec.search.objectives:
-                got = [v for r in rows if (v := _finite(r.get(metric))) is not None]
+                got = [v for r in rows if (v := metric_value(r.get(metric))) is not None]
                 means.append(sum(got) / len(got) if got else None)
             if rows and all(v is not None for v in means):
                 self.study.tell(number, means)
