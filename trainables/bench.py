@@ -1,9 +1,9 @@
 """Throughput of this trainer against a conventional PyTorch training loop.
 
 The conventional loop is written the way popular beta-VAE implementations do it: a
-``DataLoader`` over a CPU ``TensorDataset`` of images, fp32, eager, NCHW, Adam with
-its defaults, and ``.item()`` logging every step. Same model, same objective, same
-device, same batch size, same thread count.
+``DataLoader`` over a CPU ``TensorDataset`` of images, fp32, eager, NCHW, torch's stock
+layers, Adam with its defaults, and ``.item()`` logging every step. Same model, same
+objective, same device, same batch size, same thread count.
 
 The two loops run interleaved in one process, a window of steps each in turn
 (A B A B ...), so a machine that speeds up or slows down part-way (another job, a
@@ -12,6 +12,8 @@ turbo clock) moves both; the figures are the medians over the windows.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data import load_dataset
-from trainables.model import VAE
+from trainables.model import VAE, Deconv
 from trainables.objectives import vae_loss
 from trainables.trainer import Trainer, resolve_device
 
@@ -58,7 +60,7 @@ def conventional(cfg: TrialConfig, steps: int) -> Callable[[int], None]:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = VAE(cfg).to(dev)
+        model = stock_layers(VAE(cfg)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)  # the defaults
     log: list[float] = []
 
@@ -85,59 +87,184 @@ def conventional(cfg: TrialConfig, steps: int) -> Callable[[int], None]:
     return take
 
 
+def stock_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with torch's stock layers in place of ours (``model.Deconv`` becomes
+    ``nn.ConvTranspose2d``, same weights), as other implementations write it."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, Deconv):
+                stock = torch.nn.ConvTranspose2d(child.in_channels, child.out_channels, 4, 2, 1)
+                stock.load_state_dict(child.state_dict())
+                setattr(parent, name, stock)
+    return model
+
+
 def interleaved(
-    loops: dict[str, Callable[[int], None]], steps: int, window: int, dev: torch.device
+    loops: dict[str, Callable[[int], float]], steps: int, window: int
 ) -> dict[str, list[float]]:
-    """Seconds per step of each loop, window by window, the loops taking turns."""
+    """Seconds per step of each loop, window by window, the loops taking turns; each
+    ``take(n)`` returns its own seconds for n steps."""
     per_step: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(max(1, steps // window)):
         for name, take in loops.items():
-            _sync(dev)
-            t0 = time.perf_counter()
-            take(window)
-            _sync(dev)
-            per_step[name].append((time.perf_counter() - t0) / window)
+            per_step[name].append(take(window) / window)
     return per_step
 
 
+class Loop:
+    """One loop in a process of its own (spawned: a fresh interpreter and allocator),
+    driven over a pipe: ``take(n)`` runs n steps there and returns their seconds.
+
+    Each loop gets its own process so that what a trainer sets for its process (the
+    allocator, ``trainables.host``) is not shared with the loop it is compared with,
+    as two users' runs would not share it."""
+
+    def __init__(self, kind: str, cfg: TrialConfig, steps: int, threads: int) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_serve, args=(kind, cfg.to_dict(), steps, threads, child), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.info: dict[str, Any] = self._answer()
+
+    def _answer(self) -> Any:
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:
+            raise RuntimeError("a benchmark loop's process ended before answering") from None
+        if kind == "error":
+            raise RuntimeError(f"a benchmark loop failed: {value}")
+        return value
+
+    def take(self, n: int) -> float:
+        self.conn.send(("take", n))
+        return self._answer()
+
+    def probe_seconds(self) -> float:
+        self.conn.send(("probe", 0))
+        return self._answer()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(("stop", 0))
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _serve(kind: str, values: dict[str, Any], steps: int, threads: int, conn: Any) -> None:
+    """The loop's process: build it, say what it is, then take steps when asked."""
+    try:
+        torch.set_num_threads(threads)
+        cfg = TrialConfig.from_dict(values)
+        dev = resolve_device(cfg.device)
+        t0 = time.perf_counter()
+        trainer = None
+        if kind == "ours":
+            trainer, take = ours(cfg)
+            info = {
+                "setup": time.perf_counter() - t0,
+                "flops": step_flops(trainer),
+                "channels_last": trainer._channels_last,
+                "cached": getattr(trainer.data, "cached", True),
+            }
+        else:
+            take, info = conventional(cfg, steps), {}
+        conn.send(("ok", info))
+        while True:
+            what, n = conn.recv()
+            if what == "stop":
+                return
+            if what == "probe":
+                probe = trainer is not None and trainer.probe is not None
+                seconds = min(_timed(trainer.measure) for _ in range(3)) if probe else 0.0
+                conn.send(("ok", seconds))
+                continue
+            _sync(dev)
+            t0 = time.perf_counter()
+            take(n)
+            _sync(dev)
+            conn.send(("ok", time.perf_counter() - t0))
+    except Exception as e:  # the parent says it in one line
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
 def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str]:
-    """Run both loops interleaved and return the lines to print."""
+    """Run both loops interleaved, each in its own process with this process's thread
+    count, and return the lines to print."""
     cfg = TrialConfig.from_dict(
         {"eval_every": 0, "checkpoint_every": 0, "prerender": "on", **overrides}
     )
     cfg = cfg.replace(steps=steps + 2 * WARMUP + 10)
     dev = resolve_device(cfg.device)
-    t0 = time.perf_counter()
-    trainer, a = ours(cfg)
-    setup = time.perf_counter() - t0
-    b = conventional(cfg.replace(precision="fp32", compile="none", cuda_graph=False), steps)
-    per_step = interleaved({"ours": a, "conventional": b}, steps, window, dev)
-    probe_s = 0.0
-    if trainer.probe is not None:
-        probe_s = min(_timed(trainer.measure) for _ in range(3))  # one report row's probe
+    threads = torch.get_num_threads()
+    loops = {}
+    try:
+        loops["ours"] = Loop("ours", cfg, steps, threads)
+        plain = cfg.replace(precision="fp32", compile="none", cuda_graph=False)
+        loops["conventional"] = Loop("conventional", plain, steps, threads)
+        per_step = interleaved({k: v.take for k, v in loops.items()}, steps, window)
+        probe_s = loops["ours"].probe_seconds()
+        info = loops["ours"].info
+    finally:
+        for loop in loops.values():
+            loop.close()
+    peak = matmul_flops(dev)
     ms = {k: statistics.median(v) for k, v in per_step.items()}
     lo_hi = {k: (min(v), max(v)) for k, v in per_step.items()}
     rate = {k: cfg.batch_size / s for k, s in ms.items()}
     probed = cfg.batch_size * cfg.report_every / (ms["ours"] * cfg.report_every + probe_s)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
-    data = "cached packed grid" if getattr(trainer.data, "cached", True) else "rendered per batch"
+    data = "cached packed grid" if info["cached"] else "rendered per batch"
     return [
-        f"device: {name}  threads {torch.get_num_threads()}  batch {cfg.batch_size}  "
+        f"device: {name}  threads {threads}  batch {cfg.batch_size}  "
         f"latent_dim {cfg.latent_dim}  encoder {cfg.encoder}  precision {cfg.precision}  "
-        f"channels_last {trainer._channels_last}  compile {cfg.compile}  "
+        f"channels_last {info['channels_last']}  compile {cfg.compile}  "
         f"cuda_graph {cfg.cuda_graph}  data: {data}",
-        f"{len(per_step['ours'])} windows of {window} steps per loop, interleaved; "
-        f"trainer set-up {setup:.1f} s (not timed below)",
+        f"{len(per_step['ours'])} windows of {window} steps per loop, interleaved, each loop "
+        f"in its own process; trainer set-up {info['setup']:.1f} s (not timed below)",
         f"betastudy trainer:  {rate['ours']:12,.0f} images/s  (median; windows "
         f"{cfg.batch_size / lo_hi['ours'][1]:,.0f}-{cfg.batch_size / lo_hi['ours'][0]:,.0f})",
         f"conventional loop:  {rate['conventional']:12,.0f} images/s  (median; windows "
         f"{cfg.batch_size / lo_hi['conventional'][1]:,.0f}-"
         f"{cfg.batch_size / lo_hi['conventional'][0]:,.0f})",
         f"ratio:              {rate['ours'] / rate['conventional']:12.2f}x",
+        f"arithmetic:         {info['flops'] / 1e9:12.2f} GFLOP a step; trainer "
+        f"{info['flops'] / ms['ours'] / 1e9:,.0f} GFLOP/s, conventional "
+        f"{info['flops'] / ms['conventional'] / 1e9:,.0f}; this device's fp32 matmul "
+        f"{peak / 1e9:,.0f} GFLOP/s",
         f"with the probe:     {probed:12,.0f} images/s  ({cfg.probe_points} probe inputs "
         f"every {cfg.report_every} steps, {probe_s * 1e3:.0f} ms each: "
         f"{100 * (1 - probed / rate['ours']):.1f}% of the training rate)",
     ]
+
+
+def step_flops(trainer: Trainer) -> int:
+    """Floating-point operations of one training step (convolutions and matrix
+    products, forward and backward: torch's FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_steps(1)
+    return counter.get_total_flops()
+
+
+def matmul_flops(dev: torch.device, n: int = 2048, tries: int = 5) -> float:
+    """This device's fp32 matrix-product rate at the current thread count (FLOP/s, best
+    of ``tries``): what the step's convolutions could approach at best."""
+    a = torch.randn(n, n, device=dev)
+    best = math.inf
+    for _ in range(tries + 1):  # the first warms up
+        _sync(dev)
+        t0 = time.perf_counter()
+        a @ a
+        _sync(dev)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
 
 
 def _timed(fn: Callable[[], Any]) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
-from trainables import grid
+from trainables import grid, host
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import DSprites, load_dataset
 from trainables.model import VAE
@@ -120,6 +120,8 @@ class Trainer:
             # the trial's device is the current one: streams, events and graphs live there
             torch.cuda.set_device(dev)
             torch.backends.cudnn.benchmark = True  # the shapes never change: tune once
+        else:
+            host.keep_freed_memory()  # no page faults for each step's activations
         cached = cfg.data == "procedural" and grid.wanted(cfg.prerender, cfg.steps * cfg.batch_size)
         self.data = data if data is not None else load_dataset(cfg.data, dev, cached)
         with torch.random.fork_rng(devices=[]):
