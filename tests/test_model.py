@@ -54,3 +54,21 @@ def test_a_model_with_stock_layers_computes_the_same():
         logits.square().mean().backward()
     for (name, p), q in zip(model.named_parameters(), stock.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_deconv_under_bf16_autocast_matches_the_stock_layer():
+    torch.manual_seed(0)
+    for c_out in (32, 1):
+        ours = Deconv(32, c_out)
+        stock = torch.nn.ConvTranspose2d(32, c_out, 4, 2, 1)
+        stock.load_state_dict(ours.state_dict())
+        x = torch.randn(4, 32, 8, 8)
+        outs = []
+        for layer in (ours, stock):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y = layer(x.clone().requires_grad_(True))
+            y.float().square().sum().backward()
+            outs.append((y.float(), layer.weight.grad))
+        assert outs[0][0].dtype == torch.float32 and y.dtype == torch.bfloat16
+        torch.testing.assert_close(outs[0][0], outs[1][0], rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(outs[0][1], outs[1][1], rtol=5e-2, atol=5e-1)
