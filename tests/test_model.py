@@ -72,3 +72,13 @@ def test_deconv_under_bf16_autocast_matches_the_stock_layer():
         assert outs[0][0].dtype == torch.float32 and y.dtype == torch.bfloat16
         torch.testing.assert_close(outs[0][0], outs[1][0], rtol=2e-2, atol=2e-2)
         torch.testing.assert_close(outs[0][1], outs[1][1], rtol=5e-2, atol=5e-1)
+
+
+def test_deconv_in_evaluation_equals_the_stock_layer():
+    torch.manual_seed(0)
+    ours = Deconv(32, 1)
+    stock = torch.nn.ConvTranspose2d(32, 1, 4, 2, 1)
+    stock.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 32, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), stock(x), rtol=1e-5, atol=1e-5)
