@@ -154,8 +154,6 @@ NETWORK_FILESYSTEMS = frozenset(
 def on_network_filesystem(path: str, mounts: str = "/proc/mounts") -> bool:
     """Whether the local ``path`` lies on a network file system (Linux's mount table):
     the folder a shared NFS/Lustre/GPFS... storage of a cluster lives in."""
-    import os
-
     try:
         with open(mounts) as f:
             table = [line.split()[1:3] for line in f if len(line.split()) >= 3]

@@ -25,7 +25,7 @@ from analysis import frontier as fr
 from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
-from analysis.contract import FINISHED, MEAN_IMAGE_RECON
+from analysis.contract import FINISHED, MEAN_IMAGE_RECON, format_value
 from analysis.fs import ReportInputError, writable_folder
 from analysis.load import Study, load_study
 
@@ -195,11 +195,9 @@ def _table(frame: pd.DataFrame, na_cols: tuple[str, ...] = (), classes: str = ""
     metrics), else empty."""
 
     def cell(column: str, v: object) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
             return "n/a" if column in na_cols else ""
-        if isinstance(v, float):
-            return f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
-        return str(v)
+        return format_value(v)
 
     shown = pd.DataFrame({c: [cell(c, v) for v in frame[c]] for c in frame.columns})
     return shown.to_html(index=False, border=0, classes=classes or None, na_rep="")

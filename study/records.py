@@ -140,7 +140,7 @@ def write_optuna_db(study_dir: str, spec: Spec, records: list[TrialRecord]) -> N
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = {k: to_optuna(d) for k, d in spec.space.items()}
-    directions = ["minimize" if m == "min" else "maximize" for m in spec.search.objectives.values()]
+    directions = spec.search.optuna_directions
     groups: dict[str, list[TrialRecord]] = {}
     for r in records:
         key = json.dumps({k: r.config.get(k) for k in spec.space}, sort_keys=True, default=str)

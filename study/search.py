@@ -142,7 +142,7 @@ def live_storage(spec: Spec, study_dir: str) -> Any:
     path = journal_path(spec, study_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     storage = JournalStorage(JournalFileBackend(path))
-    directions = ["minimize" if m == "min" else "maximize" for m in spec.search.objectives.values()]
+    directions = spec.search.optuna_directions
     study = optuna.create_study(
         storage=storage, study_name=spec.name, directions=directions, load_if_exists=True
     )

@@ -86,6 +86,11 @@ class Search:
     max_concurrent: int = 0
     """Trials training at once; 0: as many as the resources allow."""
 
+    @property
+    def optuna_directions(self) -> list[str]:
+        """Optuna's direction of each objective, in order."""
+        return ["minimize" if d == "min" else "maximize" for d in self.objectives.values()]
+
 
 @dataclass(frozen=True)
 class Resources:
