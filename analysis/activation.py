@@ -129,11 +129,13 @@ def activation_data(
 
 
 def latent_label(lat: pd.Series) -> str:
-    """``z3 · posX · on at C=4.5`` / ``z3 · active, no single factor`` / ``z3 · inactive``."""
+    """``z3 · posX · on at C=4.5`` / ``z3 · posY (opened on scale) · on at C=4`` /
+    ``z3 · no single factor · on at step 700`` / ``z3 · inactive``
+    (``switch_on.code_label``)."""
     z = f"z{int(lat['latent'])}"
     if not lat["active"]:
         return f"{z} · inactive"
-    what = lat["factor"] or "active, no single factor"
+    what = so.code_label(lat)
     on = lat["C_on"] if pd.notna(lat["C_on"]) else None
     when = f" · on at C={on:.3g}" if on is not None else f" · on at step {lat['step_on']:.0f}"
     return f"{z} · {what}{when}"

@@ -237,9 +237,11 @@ def _summary(
     rule = (
         f"A latent is active while it tells at least {active_nats} nats about its input "
         f"(a lower bound on I(x; z_i) on a fixed probe set: a constant mean offset or a "
-        f"sigma ≠ 1 counts for nothing); it switches on when it becomes active, and codes "
-        f"the factor it tells most about once it tells {so.LABEL_NATS} nats about one; "
-        f"inactive at the end, it codes nothing. A factor switches on when the code "
+        f"sigma ≠ 1 counts for nothing); it switches on when it becomes active. It codes "
+        f"the factor it tells most about at the end, if that is at least {so.LABEL_NATS} "
+        f"nats, and opened on the first factor it told that much about after switching "
+        f"on; labels name both where they differ. Inactive at the end, it codes nothing. "
+        f"A factor switches on when the code "
         f"tells {100 * factor_share:.0f}% of its entropy about it."
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)

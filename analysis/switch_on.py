@@ -13,8 +13,14 @@ Latents (per trial, per latent):
   ``first_step_on``/``first_C_on`` keep the first time it ever did.
 - Its *factor* is read at the first row of that run at which it tells at least
   ``LABEL_NATS`` about one factor (``info/z{i}/{factor}``): the factor it tells most
-  about, in nats. A latent inactive at the end has no factor, whatever it coded before;
-  an active one that never tells ``LABEL_NATS`` about a single factor has none either.
+  about, in nats: what it coded when it opened. A latent inactive at the end has no
+  factor, whatever it coded before; an active one that never tells ``LABEL_NATS`` about
+  a single factor has none either.
+- Its *final factor* is the same reading at the last row: what the trained model's
+  latent codes. Latents do change what they code (one opened on scale, then coded posY
+  from the next few hundred steps on, measured on the quick preset), so a figure of the
+  final model is labelled by the final factor, and by where it opened when that differs
+  (``code_label``).
 
 Factors (per trial, per factor):
 
@@ -73,7 +79,8 @@ PAPER_RANK = {"position": 0, "scale": 1, "orientation": 2, "shape": 2}
 
 LATENT_COLUMNS = [
     "trial_id", "latent", "active", "factor", "step_on", "C_on", "first_step_on",
-    "first_C_on", "label_step", "label_info", "final_info", "final_kl",
+    "first_C_on", "label_step", "label_info", "final_factor", "final_factor_info",
+    "final_info", "final_kl",
 ]  # fmt: skip
 FACTOR_COLUMNS = ["trial_id", "factor", "entropy", "step_on", "C_on", "final_info"]
 
@@ -145,7 +152,10 @@ def latent_switch_on(
     first_on = first_rise < n
     safe_first = np.where(first_on, first_rise, 0)
     col = np.arange(d)
-    factor = np.where(labelled, np.asarray(names or [None], object)[best[safe_label, col]], None)
+    factor_names = np.asarray(names or [None], object)
+    factor = np.where(labelled, factor_names[best[safe_label, col]], None)
+    final_ok = ok[ends]  # (T, d): active at the end and telling enough about one factor
+    final_factor = np.where(final_ok, factor_names[best[ends]], None)
     out = pd.DataFrame(
         {
             "trial_id": np.repeat(ids[first_rows], d),
@@ -158,6 +168,8 @@ def latent_switch_on(
             "first_C_on": np.where(first_on, cap[safe_first], np.nan).ravel(),
             "label_step": np.where(labelled, step[safe_label], np.nan).ravel(),
             "label_info": np.where(labelled, best_info[safe_label, col], np.nan).ravel(),
+            "final_factor": pd.Series(list(final_factor.ravel()), dtype=object),
+            "final_factor_info": np.where(final_ok, best_info[ends], np.nan).ravel(),
             "final_info": info[ends].ravel(),
             "final_kl": kl[ends].ravel(),
         }
@@ -165,6 +177,17 @@ def latent_switch_on(
     # a trial with fewer latents than another has all-NaN columns for the rest: not latents
     has = np.logical_or.reduceat(~np.isnan(info), first_rows, axis=0).ravel()  # (T * d,)
     return out.loc[has, LATENT_COLUMNS].reset_index(drop=True)
+
+
+def code_label(lat: pd.Series | dict) -> str:
+    """What a latent codes, in words, from its ``latent_switch_on`` row: ``posY``, ``posY
+    (opened on scale)``, ``no single factor (opened on scale)``, ``no single factor`` or
+    ``inactive``. The final factor leads: it is what the trained model's latent does."""
+    if not lat["active"]:
+        return "inactive"
+    opened, final = lat["factor"], lat.get("final_factor")
+    now = final or "no single factor"
+    return now if not opened or opened == final else f"{now} (opened on {opened})"
 
 
 def factor_switch_on(curves: pd.DataFrame, share: float = FACTOR_SHARE) -> pd.DataFrame:

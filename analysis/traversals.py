@@ -62,8 +62,9 @@ def traversal_mosaic(
 ) -> TraversalData:
     """Contract arrays (see ``analysis.contract.TRAVERSAL_ARRAYS``) -> one labelled mosaic.
 
-    ``latents``: the trial's ``switch_on.latent_switch_on`` table, whose activity, factor
-    and final information label the rows (else the arrays' ``factor`` and ``info``).
+    ``latents``: the trial's ``switch_on.latent_switch_on`` table, whose activity, final
+    factor (and the one it opened on, where that differs) and final information label
+    the rows (else the arrays' ``factor`` and ``info``).
     ``latent_order``: latent indices in the row order wanted (else most informative
     first)."""
     inputs = np.asarray(arrays["inputs"], np.float32)  # (n, H, W)
@@ -78,7 +79,7 @@ def traversal_mosaic(
         by = latents.set_index("latent")
         for r, z in enumerate(index):
             if z in by.index:
-                factor[r] = by.at[z, "factor"] or ""
+                factor[r] = so.code_label(by.loc[z]) if by.at[z, "active"] else ""
                 info[r] = by.at[z, "final_info"]
                 active[r] = bool(by.at[z, "active"])
     for r in range(len(kl)):  # a checkpoint without rows: activity from its own info

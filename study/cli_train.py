@@ -94,9 +94,9 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
         lines.append(
             "active latents: "
             + ", ".join(
-                f"z{r.latent} {r.factor or 'no single factor'} (on at {where} "
+                f"z{r.latent} {so.code_label(r)} (on at {where} "
                 f"{r.C_on if where == 'C' else r.step_on:.3g})"
-                for r in on.itertuples()
+                for _, r in on.iterrows()
             )
         )
     told = [f"{f} {last[k]:.2f}" for f in so.ENTROPY if (k := factor_info_key(f)) in last]

@@ -97,17 +97,19 @@ def test_traversal_rows_by_information_labelled_by_the_switch_on_rule():
         "z2 · scale · I=0.80 · KL=1.00 nats",
         "z0 · inactive · I=0.01 · KL=4.00 nats",
     ]
-    # the trial's rows have the last word: z2 died by the end, z0 never opened
+    # the trial's rows have the last word: z2 died by the end, z0 never opened, z1
+    # opened on scale and codes posY in the final model
     table = pd.DataFrame(
         {
             "latent": [0, 1, 2],
             "active": [False, True, False],
-            "factor": [None, "posY", None],
+            "factor": [None, "scale", None],
+            "final_factor": [None, "posY", None],
             "final_info": [0.0, 2.1, 0.03],
         }
     )
     assert traversal_mosaic(arrays, latents=table).row_labels[2:] == [
-        "z1 · posY · I=2.10 · KL=2.00 nats",
+        "z1 · posY (opened on scale) · I=2.10 · KL=2.00 nats",
         "z2 · inactive · I=0.03 · KL=1.00 nats",
         "z0 · inactive · I=0.00 · KL=4.00 nats",
     ]

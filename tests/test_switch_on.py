@@ -53,6 +53,27 @@ def test_factor_is_read_when_the_latent_switches_on_not_at_the_end():
     assert table["label_step"].tolist() == [500.0]  # on at 400 (0.16 nats of scale), read at 500
 
 
+def test_final_factor_is_what_the_trained_latent_codes():
+    labels = {0: ["scale"] * 6 + ["posY"] * 4}  # opens on scale, codes posY from row 7
+    row = so.latent_switch_on(_rows("t", {0: RAMP}, labels)).iloc[0]
+    assert row["factor"] == "scale" and row["final_factor"] == "posY"
+    assert row["final_factor_info"] == pytest.approx(0.8 * 3.0)
+    assert so.code_label(row) == "posY (opened on scale)"
+    same = so.latent_switch_on(_rows("t", {0: RAMP}, {0: ["posX"] * 10})).iloc[0]
+    assert same["final_factor"] == "posX" and so.code_label(same) == "posX"
+
+
+def test_a_latent_that_ends_telling_little_about_each_factor_codes_no_single_one():
+    rows = _rows("t", {0: RAMP}, {0: ["scale"] * 10})
+    rows.loc[9, [f"info/z0/{f}" for f in FACTOR_NAMES]] = [0.0, 0.2, 0.2, 0.05, 0.0]
+    row = so.latent_switch_on(rows).iloc[0]
+    assert row["active"] and row["factor"] == "scale" and row["final_factor"] is None
+    assert np.isnan(row["final_factor_info"])
+    assert so.code_label(row) == "no single factor (opened on scale)"
+    dead = so.latent_switch_on(_rows("t", {0: [0.0] * 10})).iloc[0]
+    assert dead["final_factor"] is None and so.code_label(dead) == "inactive"
+
+
 def test_label_waits_until_one_factor_is_told_enough():
     weak = [0.0, 0.0, 0.0, 0.11, 0.35, 0.5, 1.0, 1.0, 1.0, 1.0]  # 0.8 x 0.35 > LABEL_NATS
     labels = {

@@ -116,7 +116,7 @@ def traversals(
     if history:  # the switch-on rule over this trial's rows so far
         rows = pd.DataFrame(history).assign(trial_id="")
         table = latent_switch_on(rows).set_index("latent")
-        names = [table.at[i, "factor"] or "" for i in range(d)]
+        names = [table.at[i, "final_factor"] or "" for i in range(d)]  # what it codes now
         info = table["final_info"].reindex(range(d)).to_numpy(np.float64)
     # most informative first (KL when not measured): a dead latent's KL can be large
     order = np.lexsort((-kl, -np.nan_to_num(info, nan=-1.0)))
