@@ -65,13 +65,22 @@ def test_final_factor_is_what_the_trained_latent_codes():
 
 def test_a_latent_that_ends_telling_little_about_each_factor_codes_no_single_one():
     rows = _rows("t", {0: RAMP}, {0: ["scale"] * 10})
-    rows.loc[9, [f"info/z0/{f}" for f in FACTOR_NAMES]] = [0.0, 0.2, 0.2, 0.05, 0.0]
+    rows.loc[9, [f"info/z0/{f}" for f in FACTOR_NAMES]] = [0.0, 0.1, 0.1, 0.05, 0.0]
     row = so.latent_switch_on(rows).iloc[0]
     assert row["active"] and row["factor"] == "scale" and row["final_factor"] is None
     assert np.isnan(row["final_factor_info"])
     assert so.code_label(row) == "no single factor (opened on scale)"
     dead = so.latent_switch_on(_rows("t", {0: [0.0] * 10})).iloc[0]
     assert dead["final_factor"] is None and so.code_label(dead) == "inactive"
+
+
+def test_the_final_factor_holds_through_noise_at_its_threshold():
+    rows = _rows("t", {0: RAMP}, {0: ["posY"] * 10})
+    rows.loc[9, "info/z0/posY"] = 0.2  # below LABEL_NATS, above half of it: still posY
+    row = so.latent_switch_on(rows).iloc[0]
+    assert row["final_factor"] == "posY" and row["final_factor_info"] == pytest.approx(0.2)
+    rows.loc[8, "info/z0/posY"] = 0.1  # fell below half at row 9: not told enough since
+    assert so.latent_switch_on(rows).iloc[0]["final_factor"] is None
 
 
 def test_label_waits_until_one_factor_is_told_enough():
