@@ -283,6 +283,16 @@ def test_bench_trainer_prints_both_loops_and_their_ratio():
     conventional = float(lines["conventional loop"].split()[2].replace(",", ""))
     assert ratio == pytest.approx(trainer / conventional, rel=0.02)
     assert float(lines["arithmetic"].split()[1]) > 0  # GFLOP a step
+    assert "median of the 2 turns' ratios" in lines["ratio per turn"]
+
+
+def test_paired_ratios_are_the_turns_conventional_over_ours():
+    from trainables.bench import paired_ratios
+
+    per_step = {"ours": [1.0, 2.0, 1.0, 4.0, 1.0], "conventional": [1.5, 2.0, 2.0, 6.0, 1.2]}
+    # ratios 1.5, 1.0, 2.0, 1.5, 1.2 -> sorted 1.0 1.2 1.5 1.5 2.0
+    assert paired_ratios(per_step) == pytest.approx((1.5, 1.2, 1.5))
+    assert paired_ratios({"ours": [2.0], "conventional": [3.0]}) == (1.5, 1.5, 1.5)
 
 
 def test_threads_follow_the_cpus_a_trial_was_given(monkeypatch):

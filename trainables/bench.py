@@ -111,6 +111,17 @@ def interleaved(
     return per_step
 
 
+def paired_ratios(per_step: dict[str, list[float]]) -> tuple[float, float, float]:
+    """The conventional loop's seconds per step over ours, window by window (the two
+    windows of a turn ran back to back, so a machine slowing down moves both): the
+    median and the quartiles of those ratios."""
+    ratios = sorted(c / o for o, c in zip(per_step["ours"], per_step["conventional"], strict=True))
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    low, mid, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return mid, low, high
+
+
 class Loop:
     """One loop in a process of its own (spawned: a fresh interpreter and allocator),
     driven over a pipe: ``take(n)`` runs n steps there and returns their seconds.
@@ -217,6 +228,7 @@ def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str
     ms = {k: statistics.median(v) for k, v in per_step.items()}
     lo_hi = {k: (min(v), max(v)) for k, v in per_step.items()}
     rate = {k: cfg.batch_size / s for k, s in ms.items()}
+    pair = paired_ratios(per_step)
     probed = cfg.batch_size * cfg.report_every / (ms["ours"] * cfg.report_every + probe_s)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     data = "cached packed grid" if info["cached"] else "rendered per batch"
@@ -233,6 +245,8 @@ def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str
         f"{cfg.batch_size / lo_hi['conventional'][1]:,.0f}-"
         f"{cfg.batch_size / lo_hi['conventional'][0]:,.0f})",
         f"ratio:              {rate['ours'] / rate['conventional']:12.2f}x",
+        "ratio per turn:     {:12.2f}x  (median of the {} turns' ratios; middle half "
+        "{:.2f}-{:.2f}x)".format(pair[0], len(per_step["ours"]), pair[1], pair[2]),
         f"arithmetic:         {info['flops'] / 1e9:12.2f} GFLOP a step; trainer "
         f"{info['flops'] / ms['ours'] / 1e9:,.0f} GFLOP/s, conventional "
         f"{info['flops'] / ms['conventional'] / 1e9:,.0f}; this device's fp32 matmul "
