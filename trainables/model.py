@@ -90,7 +90,7 @@ def _to_one_channel(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.
                         torch.add(src, bias, out=out)
                         continue
                     r0, r1, c0, c1 = max(0, -di), h - max(0, di), max(0, -dj), wd - max(0, dj)
-                    out[:, r0:r1, c0:c1] += src[:, r0 + di : r1 + di, c0 + dj : c1 + dj]
+                    out[:, r0:r1, c0:c1].add_(src[:, r0 + di : r1 + di, c0 + dj : c1 + dj])
     return phases.permute(0, 3, 1, 4, 2).reshape(n, 1, 2 * h, 2 * wd).to(taps.dtype)
 
 
