@@ -239,10 +239,10 @@ def _summary(
         f"(a lower bound on I(x; z_i) on a fixed probe set: a constant mean offset or a "
         f"sigma ≠ 1 counts for nothing); it switches on when it becomes active. It codes "
         f"the factor it tells most about at the end, if it has told at least "
-        f"{so.LABEL_NATS} nats about it and not less than half of that since, and opened on the first factor it told that much about after switching "
-        f"on; labels name both where they differ. Inactive at the end, it codes nothing. "
-        f"A factor switches on when the code "
-        f"tells {100 * factor_share:.0f}% of its entropy about it."
+        f"{so.LABEL_NATS} nats about it and not less than half of that since, and opened "
+        f"on the first factor it told that much about after switching on; labels name "
+        f"both where they differ. Inactive at the end, it codes nothing. A factor "
+        f"switches on when the code tells {100 * factor_share:.0f}% of its entropy about it."
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)
 
