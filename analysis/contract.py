@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -211,6 +212,13 @@ def metric_value(v: object) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
+
+
+def mean_defined(values: Iterable[float | None]) -> float | None:
+    """The mean of the defined values (a configuration's seed replicates), or None where
+    none is defined."""
+    got = [v for v in values if v is not None]
+    return sum(got) / len(got) if got else None
 
 
 def format_value(v: object) -> str:

@@ -187,13 +187,13 @@ def latent_switch_on(
     return out.loc[has, LATENT_COLUMNS].reset_index(drop=True)
 
 
-def code_label(lat: pd.Series | dict) -> str:
+def code_label(lat: pd.Series) -> str:
     """What a latent codes, in words, from its ``latent_switch_on`` row: ``posY``, ``posY
     (opened on scale)``, ``no single factor (opened on scale)``, ``no single factor`` or
     ``inactive``. The final factor leads: it is what the trained model's latent does."""
     if not lat["active"]:
         return "inactive"
-    opened, final = lat["factor"], lat.get("final_factor")
+    opened, final = lat["factor"], lat["final_factor"]
     now = final or "no single factor"
     return now if not opened or opened == final else f"{now} (opened on {opened})"
 

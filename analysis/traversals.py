@@ -79,7 +79,7 @@ def traversal_mosaic(
         by = latents.set_index("latent")
         for r, z in enumerate(index):
             if z in by.index:
-                factor[r] = so.code_label(by.loc[z]) if by.at[z, "active"] else ""
+                factor[r] = so.code_label(by.loc[z])
                 info[r] = by.at[z, "final_info"]
                 active[r] = bool(by.at[z, "active"])
     for r in range(len(kl)):  # a checkpoint without rows: activity from its own info

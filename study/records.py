@@ -25,6 +25,7 @@ from analysis.contract import (
     TRIALS_FILE,
     format_value,
     last_line,
+    mean_defined,
     member_dirname,
     member_id,
     metric_value,
@@ -167,10 +168,8 @@ def _optuna_trial(group: list[TrialRecord], spec: Spec, dists: dict[str, Any]) -
 
     if any(r.status not in ENDED for r in group):
         return None  # still to run (an interrupted study): not told yet
-    values = []
-    for metric in spec.search.objectives:
-        got = [v for r in group if r.status == "TERMINATED" and (v := r.value(metric)) is not None]
-        values.append(sum(got) / len(got) if got else None)
+    finished = [r for r in group if r.status == "TERMINATED"]
+    values = [mean_defined(r.value(m) for r in finished) for m in spec.search.objectives]
     if all(v is not None for v in values):
         state, told = TrialState.COMPLETE, values
     else:

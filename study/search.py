@@ -17,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from analysis.contract import MEMBERS_KEY, OPTUNA_JOURNAL_FILE, metric_value
+from analysis.contract import MEMBERS_KEY, OPTUNA_JOURNAL_FILE, mean_defined, metric_value
 from study.space import points, to_optuna, to_tune
 from study.spec import Spec
 from trainables.config import TrialConfig
@@ -218,10 +218,7 @@ class SeedReplicates(Searcher):
         ended = list(group["trials"].values())
         if len(ended) < len(self.seeds) or any(e is None for e in ended):
             return
-        means = []
-        for i, metric in enumerate(self.objectives):
-            got = [v[i] for v, _ in ended if v[i] is not None]
-            means.append((metric, sum(got) / len(got) if got else None))
+        means = [(m, mean_defined(v[i] for v, _ in ended)) for i, m in enumerate(self.objectives)]
         if any(v is None for _, v in means):
             failed = any(err for _, err in ended)
             self.searcher.on_trial_complete(group["primary"], result=None, error=failed)
@@ -284,10 +281,10 @@ class PopulationSearch(Searcher):
         seeds = len(self.spec.seeds)
         for i, number in enumerate(numbers):
             rows = [r for r in finals[i * seeds : (i + 1) * seeds] if isinstance(r, dict)]
-            means = []
-            for metric in self.spec.search.objectives:
-                got = [v for r in rows if (v := metric_value(r.get(metric))) is not None]
-                means.append(sum(got) / len(got) if got else None)
+            means = [
+                mean_defined(metric_value(r.get(m)) for r in rows)
+                for m in self.spec.search.objectives
+            ]
             if rows and all(v is not None for v in means):
                 self.study.tell(number, means)
             else:

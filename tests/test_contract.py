@@ -16,6 +16,7 @@ from analysis.contract import (
     kl_key,
     last_line,
     latent_factor_info_key,
+    mean_defined,
     mean_var_key,
     metric_value,
     mi_key,
@@ -42,6 +43,8 @@ def test_undefined_values_are_none_and_null():
     assert metric_value(3) == 3.0 and metric_value(0.5) == 0.5
     for undefined in (None, True, "1.0", math.nan, math.inf):
         assert metric_value(undefined) is None
+    assert mean_defined([1.0, None, 2.0]) == 1.5  # a seed that failed is left out
+    assert mean_defined([None, None]) is None and mean_defined([]) is None
     assert jsonable({"mig": math.nan, "recon": 1.5, "x": "a"}) == {
         "mig": None,
         "recon": 1.5,

@@ -5,9 +5,10 @@ The conventional loop is written the way popular beta-VAE implementations do it:
 layers, Adam with its defaults, and ``.item()`` logging every step. Same model, same
 objective, same device, same batch size, same thread count.
 
-The two loops run interleaved in one process, a window of steps each in turn
-(A B A B ...), so a machine that speeds up or slows down part-way (another job, a
-turbo clock) moves both; the figures are the medians over the windows.
+The two loops run interleaved, each in a process of its own, a window of steps each in
+turn (A B A B ...), so a machine that speeds up or slows down part-way (another job, a
+turbo clock) moves both; the figures are the medians over the windows, and the median
+of each turn's own ratio.
 """
 
 from __future__ import annotations
