@@ -49,7 +49,7 @@ def main() -> None:
 
 @main.group()
 def bench() -> None:
-    """Benchmarks that print figures: trainer, population, metrics, study, report."""
+    """Benchmarks that print figures: trainer, layers, population, metrics, study, report."""
 
 
 for command in (cli_run.run, cli_run.presets, cli_train.train, cli_report.report,
@@ -57,6 +57,7 @@ for command in (cli_run.run, cli_run.presets, cli_train.train, cli_report.report
     main.add_command(command)
 for name, command in (
     ("trainer", cli_train.bench_trainer),
+    ("layers", cli_train.bench_layers),
     ("population", cli_train.bench_population),
     ("activation", cli_train.bench_activation),
     ("metrics", cli_metrics.metrics),

@@ -133,6 +133,32 @@ def bench_trainer(steps, window, batch_size, device, threads, sets):
         click.echo(line)
 
 
+@click.command("layers")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Profiled training steps.",
+)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads [the CPUs].")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")
+def bench_layers(steps, batch_size, device, threads, sets):
+    """Where a training step's time goes: each convolution layer's forward and backward
+    inside real steps, their GFLOP/s against the device's matmul rate, and the rest."""
+    import torch
+
+    from trainables.bench import layer_lines
+    from trainables.trainer import use_threads
+
+    torch.set_num_threads(threads) if threads else use_threads()
+    overrides = {"batch_size": batch_size, "device": device, **parse_overrides(sets)}
+    for line in layer_lines(overrides, steps):
+        click.echo(line)
+
+
 @click.command("population")
 @click.option(
     "--sizes", default="1,4,16", show_default=True, help="Population sizes K, comma-separated."

@@ -286,6 +286,37 @@ def test_bench_trainer_prints_both_loops_and_their_ratio():
     assert "median of the 2 turns' ratios" in lines["ratio per turn"]
 
 
+def test_bench_layers_attributes_each_convolution_its_own_forward_and_backward():
+    from click.testing import CliRunner
+
+    from study.cli import main
+
+    b, c = 8, 4
+    args = ["bench", "layers", "--steps", "2", "--threads", "1", "--batch-size", str(b)]
+    args += ["--set", "prerender=off", "--set", f"channels={c}", "--set", "hidden=16"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()}
+    layers = [f"encoder.conv.{i}" for i in (0, 2, 4, 6)]
+    layers += [f"decoder.deconv.{i}" for i in (0, 2, 4, 6)]
+    assert all(name in rows for name in layers), result.output
+    # columns: name, input, ->, output, fwd MFLOP, fwd ms, GFLOP/s, bwd MFLOP, bwd ms, GFLOP/s
+    mflop = {name: (float(rows[name][4]), float(rows[name][7])) for name in layers}
+    # MACs: input channels x output channels x 16 taps x the smaller side's positions
+    positions = dict(zip(layers, (32 * 32, 16 * 16, 8 * 8, 4 * 4, 4 * 4, 8 * 8, 16 * 16, 32 * 32)))
+    for name in layers:
+        one_channel = name in ("encoder.conv.0", "decoder.deconv.6")
+        fwd = 2 * b * c * (1 if one_channel else c) * positions[name] * 16 / 1e6
+        bwd = fwd if name == "encoder.conv.0" else 2 * fwd  # images need no input gradient
+        assert mflop[name] == pytest.approx((fwd, bwd), abs=0.051), name
+    assert rows["encoder.conv.0"][1:4] == ["1x64x64", "->", f"{c}x32x32"]
+    assert rows["decoder.deconv.6"][1:4] == [f"{c}x32x32", "->", "1x64x64"]
+    assert all(float(rows[name][5]) > 0 and float(rows[name][8]) > 0 for name in layers)
+    conv_ms = float(rows["convolutions:"][1])
+    step_ms = float(rows["whole"][2])
+    assert 0 < conv_ms < step_ms
+
+
 def test_paired_ratios_are_the_turns_conventional_over_ours():
     from trainables.bench import paired_ratios
 

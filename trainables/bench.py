@@ -338,3 +338,110 @@ def population_lines(
         )
         del pop, solos
     return lines
+
+
+def layer_lines(overrides: dict[str, Any], steps: int = 20) -> list[str]:
+    """Where a training step's time goes, measured inside real steps: each convolution
+    layer's forward and backward (its input gradient where training needs one, its
+    weight and bias gradients), with GFLOP/s against this device's matmul rate, and the
+    rest of the step. torch.profiler over ``steps`` steps; a backward is matched to its
+    layer through the autograd node's sequence number. On CUDA the times are the GPU
+    kernels' (eager only: a CUDA graph replays as one)."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = TrialConfig.from_dict(
+        {"eval_every": 0, "checkpoint_every": 0, "probe_points": 0, "prerender": "on",
+         "steps": 1_000_000, **overrides}
+    )  # fmt: skip
+    cfg = cfg.replace(cuda_graph=False, compile="none")  # eager: each layer its own kernels
+    dev = resolve_device(cfg.device)
+    cuda = dev.type == "cuda"
+    trainer = Trainer(cfg)
+    trainer.train_steps(WARMUP)
+    convs = {
+        name: m
+        for name, m in trainer.model.named_modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    }
+    shapes: dict[str, str] = {}
+
+    def scoped(name: str, m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        forward = m.forward
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with record_function(f"layer:{name}"):
+                y = forward(x)
+            shapes[name] = " -> ".join("x".join(map(str, t.shape[1:])) for t in (x, y))
+            return y
+
+        return run
+
+    for name, m in convs.items():
+        m.forward = scoped(name, m)
+    try:
+        step_s = _timed(lambda: (trainer.train_steps(steps), _sync(dev))) / steps
+        flops = {}  # per layer: (forward, forward + backward) of one step
+        with FlopCounterMode(display=False) as counter:
+            trainer.train_steps(1)
+        total = counter.get_flop_counts()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            trainer._forward_loss()
+        forward = counter.get_flop_counts()
+        for name in convs:
+            key = f"VAE.{name}" if f"VAE.{name}" in total else name
+            flops[name] = (sum(forward.get(key, {}).values()), sum(total.get(key, {}).values()))
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            profiled_step = _timed(lambda: (trainer.train_steps(steps), _sync(dev))) / steps
+    finally:
+        for m in convs.values():
+            del m.forward  # the class's forward again
+
+    def took(e: Any) -> float:  # seconds
+        return (e.device_time_total if cuda else e.cpu_time_total) / 1e6
+
+    events = prof.events()
+    fwd = dict.fromkeys(convs, 0.0)
+    bwd = dict.fromkeys(convs, 0.0)
+    seq: dict[int, str] = {}
+    for e in events:
+        if e.name.startswith("layer:"):
+            name = e.name[len("layer:") :]
+            fwd[name] += took(e)
+            stack = list(e.cpu_children)
+            while stack:  # the autograd nodes this layer's forward made
+                c = stack.pop()
+                if c.sequence_nr >= 0:
+                    seq[c.sequence_nr] = name
+                stack.extend(c.cpu_children)
+    for e in events:
+        if e.name.startswith("autograd::engine::evaluate_function") and e.sequence_nr in seq:
+            bwd[seq[e.sequence_nr]] += took(e)
+    rows, conv_s, conv_flops = [], 0.0, 0
+    for name in convs:
+        f_s, b_s = fwd[name] / steps, bwd[name] / steps
+        f_fl, all_fl = flops[name]
+        b_fl = all_fl - f_fl
+        conv_s += f_s + b_s
+        conv_flops += all_fl
+        rows.append(
+            f"{name:<18} {shapes.get(name, ''):<22} {f_fl / 1e6:>8,.1f} {f_s * 1e3:>8.2f} "
+            f"{f_fl / max(f_s, 1e-9) / 1e9:>8,.0f} {b_fl / 1e6:>8,.1f} {b_s * 1e3:>8.2f} "
+            f"{b_fl / max(b_s, 1e-9) / 1e9:>8,.0f}"
+        )
+    name = torch.cuda.get_device_name(dev) if cuda else "CPU"
+    head = f"{'layer':<18} {'input -> output':<22} {'MFLOP':>8} {'fwd ms':>8} {'GFLOP/s':>8}"
+    head += f" {'MFLOP':>8} {'bwd ms':>8} {'GFLOP/s':>8}"
+    return [
+        f"device: {name}  threads {torch.get_num_threads()}  batch {cfg.batch_size}  "
+        f"precision {cfg.precision}  channels_last {trainer._channels_last}  "
+        f"{steps} profiled steps",
+        head,
+        *rows,
+        f"convolutions:  {conv_s * 1e3:8.2f} ms a step at {conv_flops / conv_s / 1e9:,.0f} "
+        f"GFLOP/s; this device's fp32 matmul {matmul_flops(dev) / 1e9:,.0f} GFLOP/s",
+        f"whole step:    {profiled_step * 1e3:8.2f} ms profiled ({step_s * 1e3:.2f} without "
+        f"the profiler); the rest (fully connected layers, activations, loss, optimizer, "
+        f"data): {(profiled_step - conv_s) * 1e3:.2f} ms",
+    ]
