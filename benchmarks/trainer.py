@@ -5,7 +5,8 @@
 Each variant runs interleaved with the conventional DataLoader loop (``betastudy bench
 trainer`` times one configuration). On CUDA: fp32 eager, bf16, torch.compile, a CUDA
 graph of the whole step, and graph + bf16. On a CPU: fp32, and bf16 where the CPU has
-bf16 units (AVX512-BF16 or AMX).
+bf16 units (AVX512-BF16 or AMX). Then where an fp32 eager step goes, layer by layer
+(``betastudy bench layers``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from trainables.bench import compare
+from trainables.bench import compare, layer_lines
 
 
 def main() -> None:
@@ -41,6 +42,7 @@ def main() -> None:
         window = args.window or (200 if torch.cuda.is_available() else 25)
         lines = compare(args.steps, {"batch_size": args.batch_size, **v}, window)
         print("\n".join(lines), "\n")
+    print("\n".join(layer_lines({"batch_size": args.batch_size})))
 
 
 if __name__ == "__main__":
