@@ -3,8 +3,10 @@ trial served from it trains bitwise as one that renders every batch (test_traine
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
+import resource
 import time
 
 import numpy as np
@@ -93,6 +95,18 @@ def test_the_cached_grid_holds_the_renderers_images(packed_grid):
     )
     want = render.render(factors_of(idx)).unsqueeze(1)
     assert torch.equal(data.images_at(idx), want)
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MAP_POPULATE"), reason="pages are mapped in on Linux")
+def test_drawing_rows_from_the_grid_meets_no_page_faults(packed_grid):
+    rows = torch.from_numpy(grid.load(progress=False))  # a mapping of its own
+    assert np.array_equal(rows[:100].numpy(), packed_grid[:100])
+    gen = torch.Generator().manual_seed(0)
+    rows[:64].index_select(0, torch.randint(64, (64,), generator=gen))  # torch's own set-up
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):  # 20 batches of 64 rows: ~1,200 first touches if faulted in
+        rows.index_select(0, torch.randint(rows.shape[0], (64,), generator=gen))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 100
 
 
 def test_a_build_logged_to_a_file_says_two_lines_not_a_bar(monkeypatch, tmp_path, capsys):

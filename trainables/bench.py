@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -142,6 +143,7 @@ class Loop:
         self.process.start()
         child.close()
         self.info: dict[str, Any] = self._answer()
+        self.faults: list[float] = []
 
     def _answer(self) -> Any:
         try:
@@ -153,8 +155,11 @@ class Loop:
         return value
 
     def take(self, n: int) -> float:
+        """Seconds for n steps (their minor page faults go to ``faults``, per step)."""
         self.conn.send(("take", n))
-        return self._answer()
+        seconds, faults = self._answer()
+        self.faults.append(faults / n)
+        return seconds
 
     def probe_seconds(self) -> float:
         self.conn.send(("probe", 0))
@@ -197,10 +202,14 @@ def _serve(kind: str, values: dict[str, Any], steps: int, threads: int, conn: An
                 conn.send(("ok", seconds))
                 continue
             _sync(dev)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             take(n)
             _sync(dev)
-            conn.send(("ok", time.perf_counter() - t0))
+            seconds = time.perf_counter() - t0
+            conn.send(
+                ("ok", (seconds, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+            )
     except Exception as e:  # the parent says it in one line
         conn.send(("error", f"{type(e).__name__}: {e}"))
 
@@ -222,6 +231,7 @@ def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str
         per_step = interleaved({k: v.take for k, v in loops.items()}, steps, window)
         probe_s = loops["ours"].probe_seconds()
         info = loops["ours"].info
+        faults = {k: statistics.median(v.faults) for k, v in loops.items()}
     finally:
         for loop in loops.values():
             loop.close()
@@ -241,10 +251,12 @@ def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str
         f"{len(per_step['ours'])} windows of {window} steps per loop, interleaved, each loop "
         f"in its own process; trainer set-up {info['setup']:.1f} s (not timed below)",
         f"betastudy trainer:  {rate['ours']:12,.0f} images/s  (median; windows "
-        f"{cfg.batch_size / lo_hi['ours'][1]:,.0f}-{cfg.batch_size / lo_hi['ours'][0]:,.0f})",
+        f"{cfg.batch_size / lo_hi['ours'][1]:,.0f}-{cfg.batch_size / lo_hi['ours'][0]:,.0f}; "
+        f"{faults['ours']:,.0f} page faults a step)",
         f"conventional loop:  {rate['conventional']:12,.0f} images/s  (median; windows "
         f"{cfg.batch_size / lo_hi['conventional'][1]:,.0f}-"
-        f"{cfg.batch_size / lo_hi['conventional'][0]:,.0f})",
+        f"{cfg.batch_size / lo_hi['conventional'][0]:,.0f}; "
+        f"{faults['conventional']:,.0f} page faults a step)",
         f"ratio:              {rate['ours'] / rate['conventional']:12.2f}x",
         "ratio per turn:     {:12.2f}x  (median of the {} turns' ratios; middle half "
         "{:.2f}-{:.2f}x)".format(pair[0], len(per_step["ours"]), pair[1], pair[2]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import math
+import mmap
 import os
 import sys
 import time
@@ -118,6 +119,21 @@ def wanted(mode: str, images: int) -> bool:
     return mode == "on"
 
 
+def _map(path: Path) -> np.ndarray:
+    """The .npy file's array, mapped copy-on-write. Where the system can (Linux), its
+    pages are mapped in up front: one sequential read of the file (about 0.2 s from the
+    page cache) instead of a page fault at the first touch of each page, which a
+    training run meets at nearly every row it draws (28 faults a step at batch 64)."""
+    header = np.load(path, mmap_mode="r")  # the header: shape, dtype, data offset
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if not populate or not header.flags.c_contiguous:
+        return np.load(path, mmap_mode="c")
+    with open(path, "rb") as f:
+        flags, prot = mmap.MAP_PRIVATE | populate, mmap.PROT_READ | mmap.PROT_WRITE
+        buf = mmap.mmap(f.fileno(), 0, flags=flags, prot=prot)
+    return np.frombuffer(buf, header.dtype, header.size, header.offset).reshape(header.shape)
+
+
 def load(directory: Path | None = None, progress: bool = True) -> np.ndarray:
     """The packed grid (737,280, 512) uint8, memory-mapped; built first if missing.
 
@@ -134,7 +150,7 @@ def load(directory: Path | None = None, progress: bool = True) -> np.ndarray:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
                 if not path.is_file():  # another trial may have built it while we waited
                     build(path, progress)
-        grid = np.load(path, mmap_mode="c")
+        grid = _map(path)
     except (OSError, ValueError) as e:
         raise DataError(
             f"dSprites grid cache {path}: {e.strerror if isinstance(e, OSError) else e}; "
