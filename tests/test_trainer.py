@@ -284,6 +284,10 @@ def test_bench_trainer_prints_both_loops_and_their_ratio():
     assert ratio == pytest.approx(trainer / conventional, rel=0.02)
     assert float(lines["arithmetic"].split()[1]) > 0  # GFLOP a step
     assert "median of the 2 turns' ratios" in lines["ratio per turn"]
+    for loop in ("betastudy trainer", "conventional loop"):
+        faults = lines[loop].split(";")[-1].split()
+        assert faults[1:] == ["page", "faults", "a", "step)"], lines[loop]
+        assert faults[0].replace(",", "").isdigit(), lines[loop]
 
 
 def test_bench_layers_attributes_each_convolution_its_own_forward_and_backward():
