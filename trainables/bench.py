@@ -32,6 +32,14 @@ from trainables.trainer import Trainer, resolve_device
 WARMUP = 10  # steps of each loop before timing (allocator, oneDNN primitives, capture)
 
 
+def timing_config(overrides: dict[str, Any], probe: bool = False) -> TrialConfig:
+    """The trial config the benchmarks time, with the user's ``overrides``: no
+    evaluations or checkpoints, batches from the cached grid, too long to end, and no
+    probe unless ``probe``."""
+    fixed = {"eval_every": 0, "checkpoint_every": 0, "prerender": "on", "steps": 1_000_000}
+    return TrialConfig.from_dict({**fixed, **({} if probe else {"probe_points": 0}), **overrides})
+
+
 def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -217,10 +225,7 @@ def _serve(kind: str, values: dict[str, Any], steps: int, threads: int, conn: An
 def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str]:
     """Run both loops interleaved, each in its own process with this process's thread
     count, and return the lines to print."""
-    cfg = TrialConfig.from_dict(
-        {"eval_every": 0, "checkpoint_every": 0, "prerender": "on", **overrides}
-    )
-    cfg = cfg.replace(steps=steps + 2 * WARMUP + 10)
+    cfg = timing_config(overrides, probe=True).replace(steps=steps + 2 * WARMUP + 10)
     dev = resolve_device(cfg.device)
     threads = torch.get_num_threads()
     loops = {}
@@ -308,16 +313,7 @@ def population_lines(
     steps a turn, ``rounds`` times, in one process; medians and their ratio."""
     from trainables.population import Population
 
-    cfg = TrialConfig.from_dict(
-        {
-            "eval_every": 0,
-            "checkpoint_every": 0,
-            "probe_points": 0,
-            "prerender": "on",
-            "steps": 1_000_000,
-            **overrides,
-        }  # fmt: skip
-    )
+    cfg = timing_config(overrides)
     dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     lines = [
@@ -362,11 +358,8 @@ def layer_lines(overrides: dict[str, Any], steps: int = 20) -> list[str]:
     from torch.profiler import ProfilerActivity, profile, record_function
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = TrialConfig.from_dict(
-        {"eval_every": 0, "checkpoint_every": 0, "probe_points": 0, "prerender": "on",
-         "steps": 1_000_000, **overrides}
-    )  # fmt: skip
-    cfg = cfg.replace(cuda_graph=False, compile="none")  # eager: each layer its own kernels
+    # eager: each layer runs its own kernels
+    cfg = timing_config(overrides).replace(cuda_graph=False, compile="none")
     dev = resolve_device(cfg.device)
     cuda = dev.type == "cuda"
     trainer = Trainer(cfg)
