@@ -9,9 +9,11 @@ objectives over the replicates that finished.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from typing import Any
 
+import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
@@ -110,23 +112,60 @@ def make_scheduler(spec: Spec) -> TrialScheduler | None:
     )
 
 
-def make_sampler(spec: Spec) -> Any:
+def make_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     """The named sampler, every setting that matters explicit (Optuna's defaults change
     between versions). TPE is multivariate (the capacity schedule's fields interact) and,
     when more than one configuration trains at once (``max_concurrent`` other than 1, or
     a population's batch), uses ``constant_liar``: the ones still training count as bad
     guesses, so concurrent asks do not pile onto one region."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = spec.seeds[0]
     if spec.search.sampler == "nsga2":
         population = max(2, min(50, spec.search.num_samples // 4))  # several generations per study
-        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+        return NSGAIISampler(population_size=population, seed=seed)
     if spec.search.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return GPSampler(seed=seed)
     concurrent = spec.resources.population > 1 or spec.search.max_concurrent != 1
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=concurrent)
+    return TPESampler(seed=seed, multivariate=True, constant_liar=concurrent)
+
+
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+
+
+class _Picklable:
+    """A sampler that pickles with its thread locks left out and made new on loading.
+
+    Tune pickles the searcher, sampler included, when the Tuner is built and at every
+    experiment checkpoint, and loads it back on ``--resume``. A lock guards a cache within
+    one process (Optuna 5.1's genetic samplers hold one for their generation cache) and
+    cannot be pickled; the cache itself is plain data and travels, and the sampler
+    re-syncs it from the study's trials on its next call."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        locks = {k: isinstance(v, _LOCKS[1]) for k, v in state.items() if isinstance(v, _LOCKS)}
+        for key in locks:
+            del state[key]
+        state["_betastudy_locks"] = locks  # name -> reentrant
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        locks = state.pop("_betastudy_locks", {})
+        self.__dict__.update(state)
+        for key, reentrant in locks.items():
+            setattr(self, key, threading.RLock() if reentrant else threading.Lock())
+
+
+class NSGAIISampler(_Picklable, optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable (``_Picklable``)."""
+
+
+class GPSampler(_Picklable, optuna.samplers.GPSampler):
+    """Optuna's GP sampler, picklable (``_Picklable``)."""
+
+
+class TPESampler(_Picklable, optuna.samplers.TPESampler):
+    """Optuna's TPE, picklable (``_Picklable``)."""
 
 
 def live_storage(spec: Spec, study_dir: str) -> Any:
@@ -134,7 +173,6 @@ def live_storage(spec: Spec, study_dir: str) -> Any:
     told (``optuna.journal`` in a local study directory, where ``optuna.load_study`` and
     optuna-dashboard can read it while the study runs; beside the driver for a cloud
     one, copied there at the end), with the objectives' names."""
-    import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -243,7 +281,6 @@ class PopulationSearch(Searcher):
     """
 
     def __init__(self, spec: Spec, study_dir: str) -> None:
-        import optuna
 
         super().__init__(metric=None, mode=None)
         self.spec, self.study_dir = spec, study_dir
