@@ -23,6 +23,14 @@ def cuda_cfg(**kw) -> TrialConfig:
     return TrialConfig.from_dict({**SMALL, **kw})
 
 
+@pytest.fixture(autouse=True)
+def no_tf32(monkeypatch):
+    """Full fp32 products for every comparison here: with TF32 (10-bit mantissas) two
+    runs that should agree to 1e-5 differ by what each kernel happened to round."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
+
 def losses(trainer: Trainer, rows: int = 3) -> list[float]:
     return [trainer.train_steps(10)["loss"] for _ in range(rows)]
 
@@ -117,6 +125,25 @@ def test_cuda_grid_is_held_bit_packed_on_the_device(packed_grid):
     assert torch.equal(packed[idx].cpu(), want)
 
 
+def test_tf32_is_off_for_the_comparisons():
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+
+def test_building_a_cuda_trainer_leaves_the_cuda_generators_alone():
+    torch.cuda.manual_seed_all(123)
+    torch.rand(3, device="cuda")  # somewhere along the default stream
+    before = torch.cuda.get_rng_state_all()
+    Trainer(cuda_cfg(seed=5))
+    assert all(torch.equal(a, b) for a, b in zip(before, torch.cuda.get_rng_state_all()))
+
+
+def test_cuda_graph_step_flops_are_the_eager_ones():
+    from trainables.bench import step_flops
+
+    flops = step_flops(cuda_cfg())
+    assert flops > 0 and step_flops(cuda_cfg(cuda_graph=True)) == flops
+
+
 def test_cuda_graph_with_compile_runs_or_says_why_in_one_line():
     try:
         trainer = Trainer(cuda_cfg(cuda_graph=True, compile="default"))
@@ -169,3 +196,19 @@ def test_cuda_graph_population_refills_a_slot_without_recapturing():
     pop.run(lambda i, row, due: rows[i].append(row), on_end=on_end)
     assert graphs and pop._graph is graphs[0]  # the same graph went on replaying
     assert_rows_close(rows[0], rows_of(Trainer(later)), rel=1e-3)
+
+
+@pytest.mark.parametrize("encoder", ["image", "factors"])
+def test_cuda_bf16_population_runs_its_layers_in_bf16_like_a_solo_trial(encoder):
+    from tests.test_population import layer_dtypes
+    from trainables.population import Population
+
+    cfgs = [cuda_cfg(encoder=encoder, precision="bf16", seed=s) for s in (1, 2)]
+    pop = Population(cfgs)
+    assert pop.forward == "vmap"
+    solo = Trainer(cfgs[0])
+    inputs, _, noise = pop._batch()
+    got = layer_dtypes(pop._base, lambda: pop._forward(inputs, noise))
+    with solo._autocast:
+        want = layer_dtypes(solo.model, lambda: solo.model(inputs[0], noise[0]))
+    assert got == want and torch.bfloat16 in want.values()

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from trainables.config import TrialConfig
-from trainables.objectives import bernoulli_recon, capacity, kl_per_latent, vae_loss
+from trainables.objectives import (
+    bernoulli_recon,
+    capacity,
+    capacity_table,
+    kl_per_latent,
+    vae_loss,
+)
 
 
 def test_kl_of_known_gaussians():
@@ -53,6 +59,57 @@ def test_constant_and_piecewise_schedules():
     )
     got = [capacity(s, cfg) for s in (0, 10, 15, 20, 30, 40, 45, 50, 60)]
     assert got == pytest.approx([1, 1, 3, 5, 5, 5, 7.5, 10, 10])
+
+
+SCHEDULES = {
+    "linear": dict(c_start=2.0, c_max=22.0, c_steps=37),
+    "linear, held": dict(c_start=0.5, c_max=3.3, c_steps=7),
+    "linear, not reached": dict(c_max=25.0, c_steps=1000),
+    "constant": dict(c_schedule="constant", c_max=7.3),
+    "piecewise": dict(c_schedule="piecewise", c_points=((0, 0.0), (13, 2.1), (29, 6.7))),
+    "piecewise, late start": dict(
+        c_schedule="piecewise", c_points=((10, 1.0), (20, 5.0), (40, 5.0), (50, 10.0))
+    ),
+    "piecewise, one point": dict(c_schedule="piecewise", c_points=((17, 3.3),)),
+    "piecewise, beyond the end": dict(c_schedule="piecewise", c_points=((5, 1.0), (500, 9.0))),
+}
+
+
+@pytest.mark.parametrize("kind", SCHEDULES)
+def test_capacity_table_is_capacity_at_every_step(kind):
+    cfg = TrialConfig(steps=60, **SCHEDULES[kind])
+    table = capacity_table(cfg)
+    assert table.dtype == torch.float32 and table.shape == (61,)
+    # bit for bit the values of the scalar schedule (what the table was once built from)
+    want = torch.tensor([capacity(s, cfg) for s in range(61)])
+    assert torch.equal(table, want)
+
+
+@pytest.mark.parametrize("kind", ["linear", "constant", "piecewise"])
+def test_a_million_step_table_is_built(kind):
+    kw = {
+        "linear": dict(c_start=1.0, c_max=25.0, c_steps=100_000),
+        "constant": dict(c_schedule="constant", c_max=4.0),
+        "piecewise": dict(
+            c_schedule="piecewise", c_points=((0, 0.0), (250_000, 5.0), (750_000, 25.0))
+        ),
+    }[kind]
+    cfg = TrialConfig(steps=1_000_000, **kw)
+    table = capacity_table(cfg)
+    assert table.shape == (1_000_001,)
+    steps = [0, 1, 50_000, 99_999, 100_000, 250_000, 500_000, 999_999, 1_000_000]
+    want = torch.tensor([capacity(s, cfg) for s in steps])
+    assert torch.equal(table[steps], want)
+    closed = {  # C(step) written out: linear then held; constant; two ramps then held
+        "linear": lambda s: 1.0 + 24.0 * min(s / 100_000, 1.0),
+        "constant": lambda s: 4.0,
+        "piecewise": lambda s: (
+            (5.0 * s / 250_000 if s <= 250_000 else 5.0 + 20.0 * (s - 250_000) / 500_000)
+            if s <= 750_000
+            else 25.0
+        ),
+    }[kind]
+    assert table[steps].tolist() == pytest.approx([closed(s) for s in steps], rel=1e-6)
 
 
 @pytest.mark.parametrize(("kl_above", "sign"), [(True, 1.0), (False, -1.0)])

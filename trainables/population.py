@@ -44,6 +44,8 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, stack_module_state
 
 from trainables import grid
@@ -96,7 +98,8 @@ class Slot:
 
     member: Trainer | None = None
     acc_n: int = 0  # steps accumulated in the population's statistics since its last row
-    seconds: float = 0.0  # wall time of those steps (the population's)
+    seconds: float = 0.0  # wall time of those steps (the population's), set-up left out
+    timed: int = 0  # the steps ``seconds`` counts (a CUDA graph's warm-up steps left out)
     ended: bool = True  # finished, failed or never filled: trains no more
 
 
@@ -140,6 +143,8 @@ class Population:
         members = [Trainer(cfg, self.data) for cfg in configs]
         # one template module on the meta device: functional_call runs it on any weights
         self._base = copy.deepcopy(members[0].model).to("meta")
+        if forward == "vmap":
+            _autocast_under_vmap(self._base)
         params, _ = stack_module_state([m.model for m in members])
         self.params = {n: _stacked(p, first.channels_last) for n, p in params.items()}
         self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
@@ -336,18 +341,38 @@ class Population:
         """Take n population steps; returns their wall time in seconds (on CUDA with
         ``cuda_graph``, the first call captures the step after a few eager ones)."""
         t0 = time.perf_counter()
-        done = 0
-        if self.template.cuda_graph and self._graph is None and n > WARMUP_STEPS:
-            self._capture()
-            done = WARMUP_STEPS
+        self._timed_steps(n)
+        return time.perf_counter() - t0
+
+    def _timed_steps(self, n: int) -> tuple[float, int]:
+        """Take n population steps -> (seconds, steps they count): as a solo trial's row
+        does (``Trainer._window``), the one-time set-up (the eager warm-up steps and the
+        capture of a CUDA graph) and its time are left out."""
+        t0 = time.perf_counter()
+        done = self._set_up(n)
+        t1 = time.perf_counter()
         for _ in range(n - done):
             if self._graph is not None:
                 self._graph.replay()
             else:
                 self._train_step()
+        self._sync()
+        if n > done:
+            return time.perf_counter() - t1, n - done
+        return time.perf_counter() - t0, n
+
+    def _set_up(self, n: int) -> int:
+        """The capture of a CUDA graph at the start of a window of n steps, once (with
+        ``cuda_graph``); returns the training steps it took (its eager warm-up)."""
+        if self.template.cuda_graph and self._graph is None and n > WARMUP_STEPS:
+            self._capture()
+            self._sync()
+            return WARMUP_STEPS
+        return 0
+
+    def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return time.perf_counter() - t0
 
     def _capture(self) -> None:
         """One population step as a CUDA graph, after eager warm-up steps on a side
@@ -402,12 +427,13 @@ class Population:
             # the next report, evaluation, checkpoint or end of any member (host steps:
             # every active member takes every step until it ends)
             n = min(self.slots[i].member._next_event() - self.slots[i].member.step for i in active)
-            seconds = self.train_steps(max(n, 1))
+            seconds, timed = self._timed_steps(max(n, 1))
             for i in active:
                 slot = self.slots[i]
                 slot.member.step += n
                 slot.acc_n += n
                 slot.seconds += seconds
+                slot.timed += timed
             for i in active:
                 self._after_window(i, report, on_evaluate, ended)
 
@@ -428,13 +454,13 @@ class Population:
         w = _Window(
             step=s,
             span=slot.acc_n,
-            steps=slot.acc_n,
+            steps=slot.timed,
             acc=(self._acc[i] / slot.acc_n).detach().cpu(),
             bad=self.bad[i].cpu(),
             seconds=slot.seconds,
         )
         self._acc[i].zero_()
-        slot.acc_n, slot.seconds = 0, 0.0
+        slot.acc_n, slot.seconds, slot.timed = 0, 0.0, 0
         self.sync(i)
         if member.probe is not None:
             w.posterior = member.probe.encode(member.model.encoder)
@@ -462,6 +488,39 @@ class Population:
             (lambda final: on_evaluate(i, final)) if on_evaluate is not None else None,
         )
         ended(i, None)
+
+
+def _autocast_under_vmap(model: nn.Module) -> None:
+    """Make ``model``'s convolutions and linear layers follow autocast under vmap.
+
+    With batched weights and biases (a population's stacked parameters), vmap's rules
+    for these layers run below autocast: the convolution stays fp32 whatever the
+    autocast dtype, and the bias is added with a plain ``add`` that bf16 + fp32 promotes
+    to fp32, so every layer of a bf16 population would run and return fp32. Under an
+    enabled autocast each such layer here casts its input, weight and bias to the
+    autocast dtype itself, as autocast casts them for a solo trial (its output is bf16
+    like the solo trial's); with autocast off (fp32, or the fp32 posterior head of
+    ``model.fp32_head``) it runs its own forward, unchanged."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            m.forward = partial(_cast_like_autocast, m)
+
+
+def _cast_like_autocast(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    dev = x.device.type
+    if not torch.is_autocast_enabled(dev):
+        return type(m).forward(m, x)
+    dt = torch.get_autocast_dtype(dev)
+    w = m.weight.to(dt)
+    b = None if m.bias is None else m.bias.to(dt)
+    x = x.to(dt)
+    if isinstance(m, nn.ConvTranspose2d):
+        pad, out_pad = m.padding, m.output_padding
+        return F.conv_transpose2d(x, w, b, m.stride, pad, out_pad, m.groups, m.dilation)
+    if isinstance(m, nn.Conv2d):
+        assert m.padding_mode == "zeros", m
+        return F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
+    return F.linear(x, w, b)
 
 
 def _stacked(p: torch.Tensor, channels_last: bool) -> torch.Tensor:

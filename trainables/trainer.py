@@ -124,8 +124,11 @@ class Trainer:
             host.keep_freed_memory()  # no page faults for each step's activations
         cached = cfg.data == "procedural" and grid.wanted(cfg.prerender, cfg.steps * cfg.batch_size)
         self.data = data if data is not None else load_dataset(cfg.data, dev, cached)
+        # Weights depend on the seed alone: the model is built on the CPU from the CPU
+        # generator seeded here and put back as it was. Only that generator: torch's
+        # manual_seed would reseed every CUDA device's default generator as well.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)  # weights depend on the seed alone
+            torch.default_generator.manual_seed(cfg.seed)
             self.model = VAE(cfg).to(dev)
         self._channels_last = cfg.channels_last
         if self._channels_last:
