@@ -207,6 +207,23 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path):
         Trainer.from_checkpoint(tmp_path)
 
 
+def test_building_a_trainer_leaves_the_global_random_state_alone(monkeypatch):
+    """A trainer seeds only what it owns: its generator, and the CPU generator its
+    weights are drawn from, put back as it was. torch.manual_seed would also reseed
+    every CUDA device's default generator (another trial's, on a shared GPU)."""
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: reseeded.append(seed))
+    torch.rand(3)  # somewhere along the global stream
+    before = torch.random.get_rng_state()
+    a, b, other = Trainer(small(seed=5)), Trainer(small(seed=5)), Trainer(small(seed=6))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert reseeded == []
+    # the weights still depend on the seed alone
+    assert all(torch.equal(p, q) for p, q in zip(params(a), params(b)))
+    assert not all(torch.equal(p, q) for p, q in zip(params(a), params(other)))
+
+
 def test_cuda_graph_needs_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -321,6 +338,21 @@ def test_bench_layers_attributes_each_convolution_its_own_forward_and_backward()
     assert 0 < conv_ms < step_ms
 
 
+def test_step_flops_of_a_graphed_or_compiled_config_are_the_eager_ones():
+    """A CUDA graph's replay passes no operator through the dispatcher: the count is
+    taken on an eager trainer of the same model, so the graphed config (which a CPU
+    cannot train, but can count) reads what the eager one reads."""
+    from trainables.bench import step_flops
+
+    b, c = 8, 4
+    eager = small(batch_size=b, channels=c, hidden=16)
+    flops = step_flops(eager)
+    # at least the encoder's second convolution's forward: 2 b c c 16 taps x 16x16 outputs
+    assert flops > 2 * b * c * c * 16 * 16 * 16
+    assert step_flops(eager.replace(cuda_graph=True)) == flops
+    assert step_flops(eager.replace(compile="default")) == flops
+
+
 def test_paired_ratios_are_the_turns_conventional_over_ours():
     from trainables.bench import paired_ratios
 
@@ -356,7 +388,7 @@ def test_factor_encoder_at_constant_capacity_opens_a_position_latent():
     cfg = TrialConfig.from_dict(
         {**SMALL, "encoder": "factors", "channels": 16, "hidden": 64, "latent_dim": 4,
          "batch_size": 32, "lr": 1e-3, "objective": "capacity", "c_schedule": "constant",
-         "c_max": 5.0, "gamma": 10.0, "steps": 600, "report_every": 100, "probe_points": 512,
+         "c_max": 5.0, "gamma": 30.0, "steps": 600, "report_every": 100, "probe_points": 512,
          "eval_points": 0}
     )  # fmt: skip
     trainer = Trainer(cfg)

@@ -3,6 +3,18 @@
 Encoder: four 4x4 stride-2 convolutions (32 channels), FC 256, FC 256, then the mean and
 log-variance of the latents. Decoder: the mirror image, ending in Bernoulli logits.
 
+Initialisation (``init_weights``): He-normal weights (He et al. 2015) for every layer
+followed by a ReLU, Glorot-normal for the three linear outputs (the mean/log-variance
+heads and the logits layer), zero biases. PyTorch's default (Kaiming-uniform with
+a = sqrt(5), i.e. weights of variance 1/(3 fan_in), and uniform biases) shrinks the
+signal by about a third in variance at every layer: through the image encoder's seven
+layers the posterior means barely depend on the image at step 0 (Var_x E[z|x] about
+1e-7), the decoder learns the mean image before the encoder tells it anything, and a
+plain VAE at lr 5e-4 or a capacity VAE at gamma 1000 stays there (recon 564-570 nats,
+KL 0.04 or KL = C from constant offsets; three quarters of the encoder's hidden units
+dead by step 3,000). With He-normal weights the same runs start encoding within the
+first thousand steps.
+
 The ReLUs work in place (the layer before each needs its input, not its output, for its
 gradients), as in the reference implementations, and the decoder's transposed
 convolutions take their gradients through convolution kernels on a CPU (``Deconv``).
@@ -176,8 +188,32 @@ class Decoder(nn.Module):
         return self.deconv(self.fc(z))
 
 
+def init_weights(model: nn.Module) -> None:
+    """He-normal for layers a ReLU follows, Glorot-normal for the linear outputs, zero
+    biases (see the module docstring for why). Every weight layer sits in an
+    ``nn.Sequential``; what follows it there says which. A transposed convolution's
+    fan-in is what one output pixel sums, in_channels x (kernel / stride)^2, not
+    PyTorch's reading of its weight shape (out_channels x kernel^2)."""
+    for seq in (m for m in model.modules() if isinstance(m, nn.Sequential)):
+        kids = list(seq)
+        for i, layer in enumerate(kids):
+            if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                continue
+            w = layer.weight
+            if isinstance(layer, nn.ConvTranspose2d):
+                taps = (layer.kernel_size[0] // layer.stride[0]) ** 2
+                fan_in, fan_out = w.shape[0] * taps, w.shape[1] * taps
+            else:
+                fan_in, fan_out = w[0].numel(), w.shape[0] * w[0, 0].numel()
+            relu = i + 1 < len(kids) and isinstance(kids[i + 1], nn.ReLU)
+            std = (2.0 / fan_in) ** 0.5 if relu else (2.0 / (fan_in + fan_out)) ** 0.5
+            with torch.no_grad():
+                w.normal_(0.0, std)
+                layer.bias.zero_()
+
+
 class VAE(nn.Module):
-    """An encoder (image or factors) and the shared decoder."""
+    """An encoder (image or factors) and the shared decoder, initialised by ``init_weights``."""
 
     def __init__(self, cfg: TrialConfig) -> None:
         super().__init__()
@@ -187,6 +223,7 @@ class VAE(nn.Module):
         else:
             self.encoder = FactorEncoder(d, cfg.hidden)
         self.decoder = Decoder(d, cfg.channels, cfg.hidden)
+        init_weights(self)
 
     def forward(
         self, inputs: torch.Tensor, noise: torch.Tensor
