@@ -7,10 +7,13 @@ import math
 import numpy as np
 import pytest
 
+from analysis.contract import FACTOR_NAMES
 from analysis.metrics.information import (
     factor_information,
     input_information,
     latent_factor_information,
+    marginal_factor_information,
+    marginal_information,
     mean_variance,
 )
 from analysis.metrics.mutual_info import mutual_info_matrix
@@ -128,3 +131,108 @@ def test_dead_latent_is_inactive_whatever_its_means_mi():
     assert per_latent[0] < ACTIVE_NATS / 10
     z = mu + rng.standard_normal((N, 1))
     assert latent_factor_information(z, f, SIZES).max() < 0.03
+
+
+# ---- the marginal estimator against exact values ------------------------------------------
+
+FOLD = np.array([4, 2, 1])  # square, ellipse, heart: images repeat every 90, 180, 360 degrees
+SIGMA = np.array([0.3, 0.5, 0.3, 1.0, 1.0])
+
+
+def _known_code(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A code of dSprites factors whose information is known by quadrature: z0 posX, z1
+    scale, z2 orientation through each shape's symmetry (for one orientation the means of
+    the three shapes differ: a multimodal class density), z3 a weak shape latent, z4 noise."""
+    shape, scale, orient, x = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+    mu = np.stack(
+        [
+            (x / 31 - 0.5) * 4,
+            (scale / 5 - 0.5) * 2,
+            1.5 * np.cos(2 * np.pi * orient * FOLD[shape] / 40),
+            np.array([-0.5, 0.0, 0.5])[shape],
+            np.zeros(len(f)),
+        ],
+        axis=1,
+    )
+    return mu, np.broadcast_to(2 * np.log(SIGMA), mu.shape).copy()
+
+
+def _normal(z: np.ndarray, m: np.ndarray, s: float) -> np.ndarray:
+    return np.exp(-0.5 * ((z - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+
+def _exact_information() -> dict[str, float]:
+    """I(f; z) of ``_known_code`` by quadrature: 1-D for posX and scale, 2-D over
+    (z2, z3) for orientation and shape; posY is coded by nothing."""
+    out = {"posY": 0.0}
+    z = np.linspace(-6, 6, 12001)
+    for name, means, s in (
+        ("posX", (np.arange(32) / 31 - 0.5) * 4, 0.3),
+        ("scale", (np.arange(6) / 5 - 0.5) * 2, 0.5),
+    ):
+        joint = _normal(z[:, None], means[None], s) / len(means)  # p(z, v)
+        post = joint / joint.sum(1, keepdims=True)
+        out[name] = math.log(len(means)) + float((joint * np.log(post + 1e-300)).sum()) * (
+            z[1] - z[0]
+        )
+    a, b = np.linspace(-3.5, 3.5, 501), np.linspace(-5.5, 5.5, 501)
+    m2 = 1.5 * np.cos(2 * np.pi * np.arange(40)[:, None] * FOLD[None] / 40)  # (40, 3)
+    g2 = _normal(a[:, None, None], m2[None], 0.3)  # (A, 40, 3)
+    g3 = _normal(b[:, None], np.array([-0.5, 0.0, 0.5])[None], 1.0)  # (B, 3)
+    joint = g2[:, None] * g3[None, :, None, :] / 120  # (A, B, 40, 3): p(z2, z3, o, s)
+    cell = (a[1] - a[0]) * (b[1] - b[0])
+    pz = joint.sum((2, 3))[..., None]
+    for name, axis, k in (("orientation", 3, 40), ("shape", 2, 3)):
+        p = joint.sum(axis)
+        out[name] = math.log(k) + float((p * np.log(p / pz + 1e-300)).sum()) * cell
+    return out
+
+
+def test_marginal_estimate_is_close_to_the_exact_information_where_the_classifier_is_not():
+    exact = _exact_information()  # posX 1.33, scale 0.52, orientation 0.49, shape 0.08
+    rng = np.random.default_rng(8)
+    f = _factors(rng, 2048)
+    mu, logvar = _known_code(f)
+    noise = rng.standard_normal(mu.shape)
+    got = dict(zip(FACTOR_NAMES, marginal_factor_information(mu, logvar, noise, f, SIZES)))
+    for name in FACTOR_NAMES:  # a held-out bound: close, and not far above
+        assert exact[name] - 0.08 <= got[name] <= exact[name] + 0.02, (name, got, exact)
+    classifier = factor_information(mu + noise * np.exp(0.5 * logvar), f, SIZES)
+    assert classifier[FACTOR_NAMES.index("orientation")] < 0.2 * exact["orientation"]
+
+
+def test_marginal_over_the_whole_grid_without_leaving_out_is_the_exact_calculation():
+    # every (shape, orientation) cell 10 times, each with its own draw: the mixture over
+    # the rows is q(z) itself, so only Monte Carlo error remains
+    cells = np.stack(np.meshgrid(np.arange(3), np.arange(40), indexing="ij"), -1).reshape(-1, 2)
+    rows = np.repeat(cells, 10, axis=0)  # (1200, 2)
+    f = np.zeros((len(rows), 5), np.int64)
+    f[:, 0], f[:, 2] = rows[:, 0], rows[:, 1]
+    mu, logvar = _known_code(f)
+    mu, logvar = mu[:, 2:4], logvar[:, 2:4]  # the two latents that tell orientation and shape
+    noise = np.random.default_rng(9).standard_normal(mu.shape)
+    got = marginal_factor_information(mu, logvar, noise, f[:, [0, 2]], [3, 40], False)
+    exact = _exact_information()
+    assert got[0] == pytest.approx(exact["shape"], abs=0.03)
+    assert got[1] == pytest.approx(exact["orientation"], abs=0.05)
+
+
+def test_marginal_estimate_of_a_code_that_tells_nothing_is_nil():
+    rng = np.random.default_rng(10)
+    f = _factors(rng)
+    mu = np.full((N, 3), 0.7)  # every input the same posterior, sigma != 1
+    logvar = np.full((N, 3), -1.0)
+    whole, per_latent = marginal_information(mu, logvar, rng.standard_normal((N, 3)), f, SIZES)
+    assert whole.max() < 0.03 and per_latent.max() < 0.03
+
+
+def test_marginal_estimate_of_a_code_that_determines_a_factor_reaches_its_entropy():
+    rng = np.random.default_rng(11)
+    f = _factors(rng)
+    mu = f[:, 1:2] * 10.0  # scale, told exactly
+    whole, per_latent = marginal_information(
+        mu, np.full((N, 1), -4.0), rng.standard_normal((N, 1)), f, SIZES
+    )
+    assert whole[1] == pytest.approx(math.log(6), abs=0.01)
+    assert per_latent[0, 1] == pytest.approx(math.log(6), abs=0.01)
+    assert max(whole[0], whole[2], whole[3], whole[4]) < 0.03

@@ -18,12 +18,7 @@ from analysis.contract import (
     latent_factor_info_key,
     mean_var_key,
 )
-from analysis.metrics.information import (
-    factor_information,
-    input_information,
-    latent_factor_information,
-    mean_variance,
-)
+from analysis.metrics.information import factor_information_bounds, input_information, mean_variance
 from trainables.data import DSprites
 
 PROBE_SEED = 7_919  # mixed with the trial's seed: the probe set never overlaps a batch stream
@@ -59,10 +54,11 @@ class Probe:
         mu, logvar = _host(mu), _host(logvar)
         m = INPUT_INFO_POINTS
         per_latent, joint = input_information(mu[:m], logvar[:m], self.noise[:m])
-        z = mu + self.noise * np.exp(0.5 * logvar)  # (n, d) sampled codes
-        by_latent = latent_factor_information(z, self.factors, self.sizes)  # (d, k)
-        # the code tells at least what its best latent tells: the larger of two lower bounds
-        whole = np.maximum(factor_information(z, self.factors, self.sizes), by_latent.max(0))
+        # the larger of two held-out bounds: p(f | z) from the probe set's own mixture of
+        # posteriors, and a Gaussian classifier's
+        whole, by_latent = factor_information_bounds(
+            mu, logvar, self.noise, self.factors, self.sizes
+        )
         row = {mean_var_key(i): _short(v) for i, v in enumerate(mean_variance(mu))}
         row.update({info_key(i): _short(v) for i, v in enumerate(per_latent)})
         row[INFO_X] = _short(joint)

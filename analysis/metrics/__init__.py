@@ -16,8 +16,11 @@ from analysis.metrics.evaluate import DEFAULT, FAST, Sizes, evaluate, evaluate_t
 from analysis.metrics.factor_vae import factor_vae_score
 from analysis.metrics.information import (
     factor_information,
+    factor_information_bounds,
     input_information,
     latent_factor_information,
+    marginal_factor_information,
+    marginal_information,
     mean_variance,
 )
 from analysis.metrics.mig import mig
@@ -50,8 +53,11 @@ __all__ = [
     "gbt_importance",
     "histogram_discretize",
     "factor_information",
+    "factor_information_bounds",
     "input_information",
     "latent_factor_information",
+    "marginal_factor_information",
+    "marginal_information",
     "mean_variance",
     "mi_columns",
     "mi_from_columns",
