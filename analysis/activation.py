@@ -2,7 +2,8 @@
 
 The rule (when a latent is active, what it codes, when a factor switches on, how trials
 are counted) lives in ``analysis.switch_on``; this module only gathers its tables for
-one trial or a whole study and draws them.
+one trial or a whole study and draws them. Trials are pooled per configuration (the
+config without its seed, ``configurations``): seeds are replicates, configurations not.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from analysis.contract import (
     info_key,
     parse_kl_key,
 )
-from analysis.frontier import varied_params
+from analysis.frontier import SEED, varied_params
 from analysis.load import Study
 from analysis.rows import kl_columns
 
@@ -55,7 +56,7 @@ def trial_title(study: Study, trial_id: str) -> str:
 class ActivationData:
     trial_id: str
     title: str
-    x: str  # "C" or "step": what the curves are drawn against
+    x: str  # "C" when C moves during the trial (so it can be drawn against C), else "step"
     latent_curves: pd.DataFrame  # step, C, latent, info, kl (long)
     factor_curves: pd.DataFrame  # step, C, factor, info, threshold (long)
     latents: pd.DataFrame  # switch_on.latent_switch_on rows of this trial
@@ -112,7 +113,7 @@ def activation_data(
         ],
         ignore_index=True,
     )
-    # against C when C moves during the trial (not for the beta objective or a constant C)
+    # C moves during the trial (not for the beta objective or a constant C)
     x = "C" if "C" in curve and curve["C"].nunique() > 1 else "step"
     return ActivationData(
         trial_id,
@@ -141,10 +142,17 @@ def latent_label(lat: pd.Series) -> str:
     return f"{z} · {what}{when}"
 
 
-def plot_activation(data: ActivationData) -> go.Figure:
-    """Three panels against C (or the step): information per latent, KL per latent (the
-    offsets that are not information show here), information per factor."""
-    x = "step"  # C is held after its ramp: against C, that whole phase would be one line
+def plot_activation(data: ActivationData, against: str = "step") -> go.Figure:
+    """Three panels: information per latent, KL per latent (the offsets that are not
+    information show here), information per factor. Against the step by default, with a
+    C axis on top when C moves (C is held after its ramp: against C that whole phase is
+    one vertical line); ``against="C"`` draws against C itself (ValueError when C does
+    not move in the trial)."""
+    if against not in ("step", "C"):
+        raise ValueError(f"against={against!r}: draw against 'step' or 'C'")
+    if against == "C" and data.x != "C":
+        raise ValueError(f"trial {data.trial_id}: C does not move, draw it against the step")
+    x = against
     fig = make_subplots(
         rows=1,
         cols=3,
@@ -240,8 +248,8 @@ def plot_activation(data: ActivationData) -> go.Figure:
             col=3,
         )
     fig.add_hline(y=data.active_nats, line_dash="dot", line_color="grey", row=1, col=1)
-    fig.update_xaxes(title_text="step")
-    if data.x == "C":
+    fig.update_xaxes(title_text="C (nats)" if x == "C" else "step")
+    if x == "step" and data.x == "C":
         _capacity_axes(fig, data.latent_curves)
     order = so.format_order(data.order) or "no factor reached its threshold"
     fig.update_layout(
@@ -307,20 +315,48 @@ def _capacity_axes(fig: go.Figure, curves: pd.DataFrame, n: int = 6) -> None:
 @dataclass
 class ActivationSummary:
     factors: pd.DataFrame  # switch_on.factor_switch_on rows of the counted trials
-    orders: pd.DataFrame  # trial_id, order ("posX = posY > scale")
-    pairwise: so.PairwiseOrder
+    orders: pd.DataFrame  # trial_id, configuration, order (default), "at <threshold>" ...
+    pairwise: so.PairwiseOrder  # at the default threshold; table has a configuration column
     excluded: pd.DataFrame  # trial_id, status, reason: trials not counted
     factor_share: float = so.FACTOR_SHARE
     counted: list[str] = field(default_factory=list)
+    # configuration, trials (count), trial_ids: the replicate groups of the counted trials
+    configurations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # switch_on.order_across_thresholds: configuration, threshold, PAIR_COLUMNS
+    thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # switch_on.order_verdicts: configuration, a, b, verdict, first, text
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def default(self) -> str:
+        """The default threshold's label (``25%``)."""
+        return so.Threshold("share", self.factor_share).label
+
+
+def configurations(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's configuration, by trial_id: its ``config/...`` values without the
+    seed, described by the hyperparameters the study varied (``gamma=10, c_max=6``;
+    ``all trials`` when none varies). Trials of one configuration are replicates."""
+    keys = [c for c in trials.columns if c.startswith("config/") and c != SEED]
+    params = varied_params(trials)
+    label = [
+        ", ".join(f"{p}={format_value(r[f'config/{p}'])}" for p in params) or "all trials"
+        for _, r in trials.iterrows()
+    ]
+    if not keys:
+        label = ["all trials"] * len(trials)
+    return pd.Series(label, index=trials["trial_id"].to_numpy(), dtype=object)
 
 
 def activation_summary_data(
     study: Study, *, factor_share: float = so.FACTOR_SHARE
 ) -> ActivationSummary:
-    """Across the finished trials: each factor's switch-on C, each trial's order, and per
-    pair of factor groups the fraction of trials in which one opened first (with a
-    Wilson interval). Failed, stopped-early and unfinished trials are listed in
-    ``excluded`` with the reason, never silently dropped."""
+    """Across the finished trials: each factor's switch-on C, each trial's order (at the
+    default threshold and at each of ``switch_on.THRESHOLDS``), and per configuration and
+    pair of factor groups how many of the trials where both opened had one open first
+    (exact interval, the null, the censored trials beside), at each threshold, and
+    whether that order holds at all of them. Failed, stopped-early and unfinished
+    trials are listed in ``excluded`` with the reason, never silently dropped."""
     t = study.trials
     complete = t["complete"].fillna(False).astype(bool) if "complete" in t else True
     ok = t["status"].isin(FINISHED) & complete
@@ -360,25 +396,138 @@ def activation_summary_data(
         )
         excluded = pd.concat([excluded, extra], ignore_index=True)
         ids = [i for i in ids if i not in nothing]
-    factors = so.factor_switch_on(curves[curves["trial_id"].isin(ids)], factor_share)
-    by_trial = {t: so.format_order(so.trial_order(g)) for t, g in factors.groupby("trial_id")}
-    orders = pd.DataFrame({"trial_id": ids, "order": [by_trial.get(i, "") for i in ids]})
-    pairwise = so.pairwise_order(so.group_switch_on(factors))
+    counted = curves[curves["trial_id"].isin(ids)]
+    config = configurations(t)
+    groups = pd.DataFrame({"trial_id": ids, "configuration": [config[i] for i in ids]})
+    sizes = groups.groupby("configuration", sort=False)["trial_id"]
+    table = pd.DataFrame({"trials": sizes.size(), "trial_ids": sizes.agg(" ".join)}).reset_index()
+    factors = so.factor_switch_on(counted, factor_share)
+    default = so.Threshold("share", factor_share)
+    orders = groups.assign(order=_orders(factors, ids))
+    for th in so.thresholds_with(factor_share):
+        if th != default:
+            orders[f"at {th.label}"] = _orders(so.threshold_switch_on(counted, th), ids)
+    across = so.order_across_thresholds(
+        counted, dict(zip(groups["trial_id"], groups["configuration"])),
+        so.thresholds_with(factor_share),
+    )  # fmt: skip
+    verdicts = so.order_verdicts(across, default.label)
+    at_default = across[across["threshold"] == default.label].drop(columns="threshold")
+    pairwise = so.PairwiseOrder(at_default.reset_index(drop=True), ids)
     excluded = excluded.reset_index(drop=True)
-    return ActivationSummary(factors, orders, pairwise, excluded, factor_share, ids)
+    return ActivationSummary(
+        factors, orders, pairwise, excluded, factor_share, ids, table, across, verdicts
+    )
+
+
+def _orders(factors: pd.DataFrame, ids: list[str]) -> list[str]:
+    by_trial = {t: so.format_order(so.trial_order(g)) for t, g in factors.groupby("trial_id")}
+    return [by_trial.get(i, "") for i in ids]
 
 
 def pair_label(row: pd.Series) -> str:
-    """``position before scale: 3 of 4 trials (0.30-0.95)``."""
+    """``position before scale: 3 of 4 trials (0.19–0.99)``, with the censored trials
+    beside (``; only position opened in 1``) and ``not seen (...)`` when no trial had
+    both open."""
     if not row["n"]:
-        return f"{row['a']} vs {row['b']}: neither opened first in any trial"
+        return (
+            f"{row['a']} before {row['b']}: not seen ({so.unseen_reason(row, row['a'], row['b'])})"
+        )
+    trials = "trial" if row["n"] == 1 else "trials"
     return (
-        f"{row['a']} before {row['b']}: {row['a_first']} of {row['n']} trials "
-        f"({row['low']:.2f}–{row['high']:.2f})"
+        f"{row['a']} before {row['b']}: {row['a_first']} of {row['n']} {trials} "
+        f"({row['low']:.2f}–{row['high']:.2f}){so.censored_note(row, row['a'], row['b'])}"
+    )
+
+
+def order_summary(
+    data: ActivationSummary, a: str = "position", b: str = "scale", listed: int = 3
+) -> str:
+    """The summary's sentence on the order of ``a`` and ``b``, from ``data.verdicts``,
+    per configuration (seeds of one configuration pooled, configurations not):
+
+    - one configuration: ``Over 4 trials of one configuration: position before scale at
+      every threshold ...; at 25%: 4 of 4 trials (...).``
+    - up to ``listed``: ``Per configuration (seeds pooled, configurations not): c_max=6
+      (4 trials): position before scale ...; c_max=16 (4 trials): ....``
+    - more: configurations counted by verdict, ``Position before scale: per configuration
+      (seeds pooled, configurations not), position first at every threshold in 2 (c_max=6;
+      c_max=8), depends on the threshold in 1 (c_max=16), ...; the table below has the
+      counts.``
+    """
+    v = data.verdicts
+    v = v[(v["a"] == a) & (v["b"] == b)] if len(v) else v
+    if not len(v):
+        return ""
+    size = dict(zip(data.configurations["configuration"], data.configurations["trials"]))
+
+    def trials(c: str) -> str:
+        n = size.get(c, 0)
+        return f"{n} trial{'s' * (n != 1)}"
+
+    if len(v) == 1:
+        c, text = v["configuration"].iloc[0], v["text"].iloc[0]
+        return f"Over {trials(c)} of one configuration: {text}."
+    if len(v) <= listed:
+        parts = [f"{c} ({trials(c)}): {t}" for c, t in zip(v["configuration"], v["text"])]
+        return "Per configuration (seeds pooled, configurations not): " + "; ".join(parts) + "."
+    kind = [
+        f"{f} first at every threshold" if verdict == "holds" else VERDICT_WORDS[verdict]
+        for verdict, f in zip(v["verdict"], v["first"])
+    ]
+    groups = pd.Series(list(v["configuration"])).groupby(kind, sort=False).agg(list)
+    parts = [f"{k} in {len(cs)} ({'; '.join(cs)})" for k, cs in groups.items()]
+    return (
+        f"{a[0].upper()}{a[1:]} before {b}: per configuration (seeds pooled, configurations "
+        f"not), {', '.join(parts)}; the table below has the counts."
+    )
+
+
+VERDICT_WORDS = {
+    "depends": "depends on the threshold",
+    "split": "no majority at any threshold",
+    "not seen": "not seen (never both opened)",
+}
+
+
+def pair_table(data: ActivationSummary) -> pd.DataFrame:
+    """The pairwise table as the report shows it: per configuration and pair of groups at
+    the default threshold, the counts (censored trials apart), the fraction of the trials
+    where both opened, its exact interval, the chance level and p-value, and whether the
+    order holds across the thresholds (``switch_on.order_verdicts``)."""
+    p = data.pairwise.table
+    keys = ["configuration", "a", "b"]
+    v = data.verdicts.set_index(keys)["text"] if len(data.verdicts) else pd.Series(dtype=object)
+    across = [v.get(tuple(k), "") for k in p[keys].values]
+    return pd.DataFrame(
+        {
+            "configuration": p["configuration"],
+            "first": p["a"],
+            "second": p["b"],
+            "first opened first": p["a_first"],
+            "second opened first": p["b_first"],
+            "same report": p["ties"],
+            "only first opened": p["a_only"],
+            "only second opened": p["b_only"],
+            "neither opened": p["neither"],
+            "fraction": p["fraction"],
+            "95% interval (exact)": [
+                "n/a" if np.isnan(lo) else f"{lo:.2f}–{hi:.2f}"
+                for lo, hi in zip(p["low"], p["high"], strict=True)
+            ],
+            "chance": p["null"],
+            "p (one-sided)": p["p_value"],
+            "paper": p["paper"].map({True: "first before second", False: "second first"}),
+            "across thresholds": across,
+        }
     )
 
 
 def plot_activation_summary(data: ActivationSummary) -> go.Figure:
+    """The C at which each factor switches on; per configuration and pair of groups the
+    fraction where the first opened first (trials where both opened, exact 95% interval)
+    at the default threshold, the other thresholds' fractions as open circles, and each
+    row's chance level (2/3 for position against one factor, 1/2 otherwise)."""
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -405,12 +554,58 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
         )
     p = data.pairwise.table
     if len(p):
-        labels = [pair_label(r) for _, r in p.iterrows()]
+        many = p["configuration"].nunique() > 1
+        labels = {
+            (r["configuration"], r["a"], r["b"]): (f"{r['configuration']} · " if many else "")
+            + pair_label(r)
+            for _, r in p.iterrows()
+        }
+        y = list(labels.values())
+        fig.add_trace(  # first: it has every row, so it sets the rows' order
+            go.Scatter(
+                x=p["null"].to_numpy(float),
+                y=y,
+                mode="markers",
+                marker={
+                    "symbol": "line-ns-open",
+                    "size": 18,
+                    "color": "#c33",
+                    "line": {"width": 2, "color": "#c33"},
+                },
+                hovertemplate="chance: %{x:.2f}<extra></extra>",
+                showlegend=False,
+            ),
+            1,
+            2,
+        )
+        others = data.thresholds[data.thresholds["threshold"] != data.default]
+        others = others[others["n"] > 0]
+        if len(others):
+            fig.add_trace(
+                go.Scatter(
+                    x=others["fraction"].to_numpy(float),
+                    y=[labels[(c, a, b)] for c, a, b in others[["configuration", "a", "b"]].values],
+                    mode="markers",
+                    marker={
+                        "size": 7,
+                        "color": "rgba(0,0,0,0)",
+                        "line": {"width": 1, "color": "#888"},
+                    },
+                    text=[
+                        f"{t}: {k} of {n}"
+                        for t, k, n in others[["threshold", "a_first", "n"]].values
+                    ],
+                    hovertemplate="%{text}<extra></extra>",
+                    showlegend=False,
+                ),
+                1,
+                2,
+            )
         frac = p["fraction"].to_numpy(float)
         fig.add_trace(
             go.Scatter(
                 x=frac,
-                y=labels,
+                y=y,
                 mode="markers",
                 marker={"size": 11, "color": "#444"},
                 error_x={
@@ -425,17 +620,24 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
             1,
             2,
         )
-        fig.add_vline(x=0.5, line_dash="dot", line_color="grey", row=1, col=2)
-        fig.update_xaxes(range=[-0.02, 1.02], title_text="fraction (95% Wilson interval)", col=2)
+        fig.update_xaxes(
+            range=[-0.02, 1.02],
+            title_text=(
+                f"fraction at {data.default} (95% Clopper–Pearson); red: chance; "
+                "circles: other thresholds"
+            ),
+            col=2,
+        )
     fig.update_yaxes(title_text="C at switch-on (nats)", col=1)
     fig.update_yaxes(automargin=True, col=2)
-    n = len(data.counted)
+    n, k = len(data.counted), len(data.configurations)
     fig.update_layout(
         title=(
-            f"Activation order over {n} finished trial{'s' * (n != 1)} "
-            f"(a factor switches on at {100 * data.factor_share:.0f}% of its entropy)"
+            f"Activation order over {n} finished trial{'s' * (n != 1)} in {k} "
+            f"configuration{'s' * (k != 1)}, seeds of one configuration pooled "
+            f"(a factor switches on at {data.default} of its entropy)"
         ),
         showlegend=False,
-        height=460,
+        height=max(460, 120 + 28 * len(p)),
     )
     return fig

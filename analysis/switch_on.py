@@ -25,13 +25,41 @@ Latents (per trial, per latent):
   that differs (``code_label``). The hysteresis keeps a latent that tells 0.23-0.29 nats
   about posY over its last thousand steps (measured there too) from losing its label
   on one report's estimator noise.
+- A latent that tells a comparable amount about a second factor at the last row (at
+  least ``SECOND_RATIO`` of what it tells about its final factor, and itself told with
+  the final factor's hysteresis at ``LABEL_NATS``) codes both: ``final_second`` names it
+  and the label reads ``posY + scale``, largest first. At most two factors are named.
 
 Factors (per trial, per factor):
 
-- A factor *switches on* at the first row at which the whole code tells at least
-  ``FACTOR_SHARE`` of its entropy about it (``info/{factor}``, H = ln(values)). A
-  trial's *order* lists its factors by that row; factors that never switch on are left
-  out.
+- A factor is *on* while the whole code tells at least its threshold about it
+  (``info/{factor}``), with the latents' hysteresis: on at the threshold, off below half
+  of it. The default threshold is ``FACTOR_SHARE`` of the factor's entropy (H =
+  ln(values)); ``Threshold`` names the others (a share of H, or absolute nats).
+- It *switches on* at the first row of its last on-run (``step_on``, ``C_on``), as a
+  latent does; a factor that is off at the last row has not switched on. A trial's
+  *order* lists its factors by that row; factors that never switch on are left out.
+
+Orders across trials (``pairwise_order``, ``order_across_thresholds``, ``order_verdicts``):
+
+- A group (``GROUPS``) opens when its first factor switches on. For a pair of groups
+  (a, b) a trial orders them only when both opened: ``a_first``, ``b_first`` or ``ties``
+  (the same row). A trial in which a opened and b never did is censored (``a_only``;
+  ``b_only`` the other way), not an ordering: the fraction, its exact (Clopper-Pearson)
+  interval and the p-value count only the trials where both opened, and the censored
+  counts stand beside them.
+- The null is what exchangeable factors give: a group of k factors opens before one of m
+  with probability k / (k + m), so 2/3 for position (the earlier of posX and posY)
+  against scale and 1/2 for two single factors (``pair_null``). ``p_value`` is the
+  one-sided exact binomial P(X >= a_first) under it.
+- Only replicates are pooled: the trials of one configuration (its config without the
+  seed); every configuration has rows of its own.
+- An order is a conclusion only when it holds at every threshold of ``THRESHOLDS``
+  (10%, 15%, 25% and 40% of the entropy; 0.25 and 0.5 nats): the same group opened
+  first in most of the trials where both opened, at each. Otherwise the order *depends
+  on the threshold* (or is *split*: no majority at any), and the counts are given per
+  threshold; a pair that no trial saw both of is *not seen*. Measured: the order of
+  position and scale found at a 25% share has been seen to reverse at 10% or 15%.
 
 Thresholds, and why:
 
@@ -45,9 +73,16 @@ Thresholds, and why:
   (< 0.03 nats on 1,024 probe points). A latent that has just opened often tells a few
   hundredths of a nat about scale before it settles on what it codes (measured on the
   quick preset: opened on 0.05 nats of scale, then coded posX); its label waits for that.
+- ``SECOND_RATIO = 0.5``: measured on a trained model, rows labelled ``posY`` and
+  ``posX`` also changed the sprite's size in the traversal, which a one-factor label hid.
+  Half of the first factor's information is a comparable amount: the traversal shows the
+  second factor changing too. A smaller share is a leak beside the factor the latent
+  codes, not a second code, and naming it would make labels lists. The second factor
+  must also be told at ``LABEL_NATS`` itself, like any label.
 - ``FACTOR_SHARE = 0.25``: a quarter of the entropy, 0.27 nats for shape to 0.92 for
   orientation; reachable by every factor (orientation's symmetries cap I(orientation; x)
-  at about 80% of its entropy) and above the estimator's noise for each.
+  at about 80% of its entropy) and above the estimator's noise for each. The other
+  ``THRESHOLDS`` are there to test the order against this choice, not to replace it.
 """
 
 from __future__ import annotations
@@ -69,6 +104,7 @@ from analysis.contract import (
 
 ACTIVE_NATS = 0.1
 LABEL_NATS = 0.25
+SECOND_RATIO = 0.5  # a second factor this share of the first's information is named too
 FACTOR_SHARE = 0.25
 NOTHING_MARGIN = 10.0  # nats: a reconstruction this close to the mean image learned nothing
 ENTROPY = {f: math.log(n) for f, n in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)}
@@ -84,9 +120,47 @@ PAPER_RANK = {"position": 0, "scale": 1, "orientation": 2, "shape": 2}
 LATENT_COLUMNS = [
     "trial_id", "latent", "active", "factor", "step_on", "C_on", "first_step_on",
     "first_C_on", "label_step", "label_info", "final_factor", "final_factor_info",
-    "final_info", "final_kl",
+    "final_second", "final_second_info", "label", "final_info", "final_kl",
 ]  # fmt: skip
-FACTOR_COLUMNS = ["trial_id", "factor", "entropy", "step_on", "C_on", "final_info"]
+FACTOR_COLUMNS = ["trial_id", "factor", "entropy", "threshold", "step_on", "C_on", "final_info"]
+PAIR_COLUMNS = [
+    "a", "b", "a_first", "b_first", "ties", "a_only", "b_only", "neither", "n", "fraction",
+    "low", "high", "null", "p_value", "paper",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """When a factor is on: the code tells ``value`` of its entropy (``kind="share"``) or
+    ``value`` nats (``kind="nats"``) about it."""
+
+    kind: str  # "share" or "nats"
+    value: float
+
+    @property
+    def label(self) -> str:
+        """``25%`` / ``0.5 nats``."""
+        return f"{100 * self.value:.0f}%" if self.kind == "share" else f"{self.value:g} nats"
+
+
+DEFAULT_THRESHOLD = Threshold("share", FACTOR_SHARE)
+THRESHOLDS = (
+    Threshold("share", 0.10),
+    Threshold("share", 0.15),
+    DEFAULT_THRESHOLD,
+    Threshold("share", 0.40),
+    Threshold("nats", 0.25),
+    Threshold("nats", 0.5),
+)
+
+
+def thresholds_with(share: float) -> tuple[Threshold, ...]:
+    """``THRESHOLDS`` with ``share`` among its shares (a report run at another share)."""
+    shares = sorted({t.value for t in THRESHOLDS if t.kind == "share"} | {share})
+    return (
+        *(Threshold("share", v) for v in shares),
+        *(t for t in THRESHOLDS if t.kind == "nats"),
+    )
 
 
 def latent_columns(frame: pd.DataFrame) -> list[int]:
@@ -113,10 +187,11 @@ def latent_switch_on(
     curves: pd.DataFrame,
     active_nats: float = ACTIVE_NATS,
     label_nats: float = LABEL_NATS,
+    second_ratio: float = SECOND_RATIO,
 ) -> pd.DataFrame:
     """One row per (trial_id, latent) with ``LATENT_COLUMNS`` from report rows sorted by
     trial then step (``trial_id``, ``step``, optionally ``C`` and ``kl_z{i}``, and the
-    information columns). Vectorized over all trials."""
+    information columns). Vectorized over all trials; ``label`` is ``code_label``'s words."""
     lats = latent_columns(curves)
     if curves.empty or not lats:
         return pd.DataFrame(columns=LATENT_COLUMNS)
@@ -164,6 +239,17 @@ def latent_switch_on(
     final_best = best[ends]  # (T, d)
     final_ok = end_active & np.take_along_axis(told[ends], final_best[..., None], -1)[..., 0]
     final_factor = np.where(final_ok, factor_names[final_best], None)
+    # the runner-up at the last row: named too when comparable and told enough itself
+    last = np.where(np.isnan(per[ends]), -np.inf, per[ends])  # (T, d, k)
+    runner = np.argsort(-last, axis=-1, kind="stable")[..., 1] if k > 1 else final_best
+    runner_info = np.take_along_axis(last, runner[..., None], -1)[..., 0]  # (T, d)
+    second_ok = (
+        final_ok
+        & (runner != final_best)
+        & np.take_along_axis(told[ends], runner[..., None], -1)[..., 0]
+        & (runner_info >= second_ratio * best_info[ends])
+    )
+    final_second = np.where(second_ok, factor_names[runner], None)
     out = pd.DataFrame(
         {
             "trial_id": np.repeat(ids[first_rows], d),
@@ -178,54 +264,80 @@ def latent_switch_on(
             "label_info": np.where(labelled, best_info[safe_label, col], np.nan).ravel(),
             "final_factor": pd.Series(list(final_factor.ravel()), dtype=object),
             "final_factor_info": np.where(final_ok, best_info[ends], np.nan).ravel(),
+            "final_second": pd.Series(list(final_second.ravel()), dtype=object),
+            "final_second_info": np.where(second_ok, runner_info, np.nan).ravel(),
             "final_info": info[ends].ravel(),
             "final_kl": kl[ends].ravel(),
         }
     )
     # a trial with fewer latents than another has all-NaN columns for the rest: not latents
     has = np.logical_or.reduceat(~np.isnan(info), first_rows, axis=0).ravel()  # (T * d,)
-    return out.loc[has, LATENT_COLUMNS].reset_index(drop=True)
+    out = out.loc[has].reset_index(drop=True)
+    cols = (out[c].tolist() for c in ("active", "factor", "final_factor", "final_second"))
+    out["label"] = [_words(*r) for r in zip(*cols, strict=True)]
+    return out[LATENT_COLUMNS]
 
 
 def code_label(lat: pd.Series) -> str:
-    """What a latent codes, in words, from its ``latent_switch_on`` row: ``posY``, ``posY
-    (opened on scale)``, ``no single factor (opened on scale)``, ``no single factor`` or
-    ``inactive``. The final factor leads: it is what the trained model's latent does."""
-    if not lat["active"]:
+    """What a latent codes, in words, from its ``latent_switch_on`` row: ``posY``, ``posY +
+    scale`` (a comparable second factor, ``final_second``), ``posY (opened on scale)``,
+    ``no single factor (opened on scale)``, ``no single factor`` or ``inactive``. The final
+    factor leads: it is what the trained model's latent does."""
+    return _words(lat["active"], lat["factor"], lat["final_factor"], lat.get("final_second"))
+
+
+def _words(active: bool, opened: str | None, final: str | None, second: str | None) -> str:
+    if not active:
         return "inactive"
-    opened, final = lat["factor"], lat["final_factor"]
     now = final or "no single factor"
+    now = f"{now} + {second}" if final and isinstance(second, str) else now
     return now if not opened or opened == final else f"{now} (opened on {opened})"
 
 
-def factor_switch_on(curves: pd.DataFrame, share: float = FACTOR_SHARE) -> pd.DataFrame:
-    """One row per (trial_id, factor) with ``FACTOR_COLUMNS``: the first row at which
-    the code tells ``share`` of the factor's entropy about it (NaN: never)."""
+def factor_switch_on(
+    curves: pd.DataFrame, share: float = FACTOR_SHARE, *, nats: float | None = None
+) -> pd.DataFrame:
+    """One row per (trial_id, factor) with ``FACTOR_COLUMNS``: the first row of the last
+    run in which the code tells at least ``share`` of the factor's entropy about it (or
+    ``nats``, when given), a run ending below half of that; NaN when off at the end."""
     names = [f for f in FACTOR_NAMES if factor_info_key(f) in curves]
     if curves.empty or not names:
         return pd.DataFrame(columns=FACTOR_COLUMNS)
-    n = len(curves)
+    n, k = len(curves), len(names)
     info = _matrix(curves, [factor_info_key(f) for f in names])  # (N, k)
     h = np.array([ENTROPY[f] for f in names])
+    level = np.full(k, float(nats)) if nats is not None else share * h  # (k,) nats
     ids = curves["trial_id"].to_numpy()
-    first_rows = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    starts = np.r_[True, ids[1:] != ids[:-1]]
+    first_rows = np.flatnonzero(starts)
     ends = np.r_[first_rows[1:], n] - 1
+    on = _hysteresis(info, starts, level, level / 2)  # (N, k)
+    before = np.vstack([np.zeros((1, k), bool), on[:-1]]) & ~starts[:, None]
     rows = np.arange(n)[:, None]
-    cross = np.minimum.reduceat(np.where(info >= share * h, rows, n), first_rows, axis=0)
-    on = cross < n
-    safe = np.where(on, cross, 0)
+    last_rise = np.maximum.accumulate(np.where(on & ~before, rows, -1), axis=0)  # (N, k)
+    end_on = on[ends]  # (T, k)
+    safe = np.where(end_on, last_rise[ends], 0)
     step = curves["step"].to_numpy(np.float64)
     cap = curves["C"].to_numpy(np.float64) if "C" in curves else np.full(n, np.nan)
+    t = len(first_rows)
     return pd.DataFrame(
         {
-            "trial_id": np.repeat(ids[first_rows], len(names)),
-            "factor": np.tile(names, len(first_rows)),
-            "entropy": np.tile(h, len(first_rows)),
-            "step_on": np.where(on, step[safe], np.nan).ravel(),
-            "C_on": np.where(on, cap[safe], np.nan).ravel(),
+            "trial_id": np.repeat(ids[first_rows], k),
+            "factor": np.tile(names, t),
+            "entropy": np.tile(h, t),
+            "threshold": np.tile(level, t),
+            "step_on": np.where(end_on, step[safe], np.nan).ravel(),
+            "C_on": np.where(end_on, cap[safe], np.nan).ravel(),
             "final_info": info[ends].ravel(),
         }
     )[FACTOR_COLUMNS]
+
+
+def threshold_switch_on(curves: pd.DataFrame, threshold: Threshold) -> pd.DataFrame:
+    """``factor_switch_on`` under ``threshold``."""
+    if threshold.kind == "share":
+        return factor_switch_on(curves, threshold.value)
+    return factor_switch_on(curves, nats=threshold.value)
 
 
 def trial_order(factors: pd.DataFrame) -> list[list[str]]:
@@ -254,19 +366,23 @@ def group_switch_on(factors: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class PairwiseOrder:
-    """Across trials, for each pair of groups (a, b): in how many trials a opened first.
+    """Across the trials of one configuration, for each pair of groups (a, b): in how
+    many of the trials where both opened a opened first.
 
-    ``table`` columns: a, b, a_first, b_first, ties, neither, n (= a_first + b_first),
-    fraction (a_first / n), low, high (Wilson 95% interval), paper (True when the paper
-    puts a before b). A trial where only a opened counts for a; one where neither did
-    is counted in ``neither``; a tie (same row) in ``ties``: neither enters n.
+    ``table`` columns (``PAIR_COLUMNS``): a, b, a_first, b_first, ties (both at the same
+    row), a_only (a opened, b never did), b_only, neither, n (= a_first + b_first),
+    fraction (a_first / n), low, high (exact Clopper-Pearson interval), null (the
+    fraction under exchangeable factors, ``pair_null``), p_value (one-sided exact
+    binomial P(X >= a_first) under the null), paper (True when the paper puts a before
+    b, None when it ranks them alike). Censored trials (a_only, b_only) and ties do not
+    enter n.
     """
 
     table: pd.DataFrame
     trials: list[str]
 
 
-def pairwise_order(groups: pd.DataFrame, z: float = 1.96) -> PairwiseOrder:
+def pairwise_order(groups: pd.DataFrame, confidence: float = 0.95) -> PairwiseOrder:
     """The pairwise-order summary from ``group_switch_on`` rows of the trials to count."""
     wide = groups.pivot(index="trial_id", columns="group", values="step_on")
     names = [g for g in GROUPS if g in wide.columns]
@@ -275,39 +391,218 @@ def pairwise_order(groups: pd.DataFrame, z: float = 1.96) -> PairwiseOrder:
         for b in names[i + 1 :]:
             sa, sb = wide[a].to_numpy(), wide[b].to_numpy()
             ia, ib = ~np.isnan(sa), ~np.isnan(sb)
-            a_first = int(np.sum(ia & (~ib | (sa < sb))))
-            b_first = int(np.sum(ib & (~ia | (sb < sa))))
-            ties = int(np.sum(ia & ib & (sa == sb)))
+            both = ia & ib
+            a_first, b_first = int(np.sum(both & (sa < sb))), int(np.sum(both & (sb < sa)))
             n = a_first + b_first
-            low, high = wilson(a_first, n, z)
+            null = pair_null(a, b)
+            low, high = clopper_pearson(a_first, n, confidence)
             rows.append(
                 {
                     "a": a,
                     "b": b,
                     "a_first": a_first,
                     "b_first": b_first,
-                    "ties": ties,
+                    "ties": int(np.sum(both & (sa == sb))),
+                    "a_only": int(np.sum(ia & ~ib)),
+                    "b_only": int(np.sum(ib & ~ia)),
                     "neither": int(np.sum(~ia & ~ib)),
                     "n": n,
                     "fraction": a_first / n if n else np.nan,
                     "low": low,
                     "high": high,
+                    "null": null,
+                    "p_value": binomial_tail(a_first, n, null) if n else np.nan,
                     "paper": PAPER_RANK[a] < PAPER_RANK[b]
                     if PAPER_RANK[a] != PAPER_RANK[b]
                     else None,
                 }
             )
-    return PairwiseOrder(pd.DataFrame(rows), list(wide.index))
+    return PairwiseOrder(pd.DataFrame(rows, columns=PAIR_COLUMNS), list(wide.index))
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n (NaN, NaN when n = 0)."""
+def pair_null(a: str, b: str) -> float:
+    """P(group a opens before group b) when all factors are exchangeable: a group opens
+    with its first factor, so k factors against m give k / (k + m); 2/3 for position
+    (two axes) against one factor, 1/2 for one factor against another."""
+    k, m = len(GROUPS[a]), len(GROUPS[b])
+    return k / (k + m)
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exact (a sum of terms in log space)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0 or p >= 1.0:
+        return float(p >= 1.0)
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq
+        for j in range(k, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion k/n (NaN, NaN when
+    n = 0): the p at which P(X >= k) and P(X <= k) are each (1 - confidence) / 2, found
+    by bisection on the binomial tail (the regularized incomplete beta function)."""
     if n == 0:
         return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    alpha = (1 - confidence) / 2
+    low = 0.0 if k == 0 else _bisect(lambda p: binomial_tail(k, n, p) - alpha)
+    high = 1.0 if k == n else _bisect(lambda p: alpha - (1 - binomial_tail(k + 1, n, p)))
+    return low, high
+
+
+def order_across_thresholds(
+    curves: pd.DataFrame,
+    configurations: dict[str, str] | None = None,
+    thresholds: tuple[Threshold, ...] = THRESHOLDS,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """``pairwise_order`` per configuration (``configurations``: trial_id -> its
+    configuration's description; one "all trials" when None) and per threshold: columns
+    configuration, threshold (its label), then ``PAIR_COLUMNS``. Only the trials of one
+    configuration are pooled."""
+    ids = list(dict.fromkeys(curves["trial_id"]))
+    config = {i: (configurations or {}).get(i, "all trials") for i in ids}
+    frames = []
+    for t in thresholds:
+        groups = group_switch_on(threshold_switch_on(curves, t))
+        for c in dict.fromkeys(config.values()):
+            mine = groups[groups["trial_id"].map(config) == c]
+            table = pairwise_order(mine, confidence).table
+            frames.append(table.assign(configuration=c, threshold=t.label))
+    cols = ["configuration", "threshold", *PAIR_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(frames, ignore_index=True)[cols]
+    order = {c: i for i, c in enumerate(dict.fromkeys(config.values()))}
+    return out.sort_values(
+        ["configuration", "a", "b"],
+        key=lambda s: s.map(order) if s.name == "configuration" else s.map(_group_rank),
+        kind="stable",
+        ignore_index=True,
+    )
+
+
+VERDICT_COLUMNS = ["configuration", "a", "b", "verdict", "first", "text"]
+
+
+def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) -> pd.DataFrame:
+    """Per (configuration, a, b) of an ``order_across_thresholds`` table, whether its
+    order holds at every threshold: columns configuration, a, b, verdict ("holds",
+    "depends", "split" or "not seen"), first (the group that opened first when it holds, else
+    None) and text, the summary line, with the counts at the ``default`` threshold's
+    label:
+
+    - holds: the same group opened first in most trials where both opened, at every
+      threshold: ``position before scale in most trials where both opened, at every
+      threshold from 10% to 40% and 0.25 to 0.5 nats; at 25%: 4 of 4 trials (0.40–1.00;
+      chance 0.67, p = 0.2)``
+    - depends: one group at some thresholds, the other (or neither) at others:
+      ``position before scale depends on the threshold: 10%: 0 of 4, 15%: 1 of 4, ...``
+    - split: no majority either way at any threshold where both opened
+    - not seen: no trial had both open at any threshold: ``scale before orientation: not
+      seen at any threshold (orientation never opened in 4 trials at 25%)``
+    """
+    rows = []
+    for (c, a, b), g in table.groupby(["configuration", "a", "b"], sort=False):
+        g = g.set_index("threshold")
+        seen = g["n"] > 0
+        sign = np.sign(g["a_first"] - g["b_first"])
+        at = g.loc[default] if default in g.index else g.iloc[0]
+        if not seen.any():
+            verdict, first = "not seen", None
+            where = ("", "") if len(g) == 1 else (" at any threshold", f" at {at.name}")
+            text = f"{a} before {b}: not seen{where[0]} ({unseen_reason(at, a, b)}{where[1]})"
+        elif seen.all() and (sign == sign.iloc[0]).all() and sign.iloc[0] != 0:
+            first = a if sign.iloc[0] > 0 else b
+            verdict = "holds"
+            text = (
+                f"{first} before {b if first == a else a} in most trials where both opened, "
+                f"at {_threshold_span(list(g.index))}"
+                f"; at {at.name}: {_counts(at, first == a)}{censored_note(at, a, b)}"
+            )
+        else:
+            per = ", ".join(
+                f"{t}: {r['a_first']} of {r['n']}" if r["n"] else f"{t}: not seen"
+                for t, r in g.iterrows()
+            )
+            if (sign[seen] == 0).all():
+                verdict, first, what = "split", None, ": no majority at any threshold"
+            else:
+                verdict, first, what = "depends", None, " depends on the threshold"
+            text = f"{a} before {b}{what}: {per} (trials where both opened)"
+        rows.append(
+            {"configuration": c, "a": a, "b": b, "verdict": verdict, "first": first, "text": text}
+        )
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def _counts(row: pd.Series, a_leads: bool) -> str:
+    """``4 of 4 trials (0.40–1.00; chance 0.67, p = 0.20)`` for the group that leads."""
+    n = int(row["n"])
+    if a_leads:
+        k, low, high, null, p = row["a_first"], row["low"], row["high"], row["null"], row["p_value"]
+    else:
+        k, low, high = row["b_first"], 1 - row["high"], 1 - row["low"]
+        null, p = 1 - row["null"], binomial_tail(int(row["b_first"]), n, 1 - row["null"])
+    trials = "trial" if n == 1 else "trials"
+    return f"{k} of {n} {trials} ({low:.2f}–{high:.2f}; chance {null:.2f}, p = {p:.2g})"
+
+
+def censored_note(row: pd.Series, a: str, b: str) -> str:
+    parts = [
+        f"only {g} opened in {int(row[c])}" for g, c in ((a, "a_only"), (b, "b_only")) if row[c]
+    ]
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+def unseen_reason(row: pd.Series, a: str, b: str) -> str:
+    total = int(row[["a_first", "b_first", "ties", "a_only", "b_only", "neither"]].sum())
+    a_open = row["a_first"] + row["b_first"] + row["ties"] + row["a_only"]
+    b_open = row["a_first"] + row["b_first"] + row["ties"] + row["b_only"]
+    trials = "trial" if total == 1 else "trials"
+    if not a_open and not b_open:
+        return f"neither opened in {total} {trials}"
+    if not b_open:
+        return f"{b} never opened in {total} {trials}"
+    if not a_open:
+        return f"{a} never opened in {total} {trials}"
+    if row["ties"] and not (row["a_only"] or row["b_only"]):
+        return f"they opened at the same report in {int(row['ties'])}"
+    a_only, b_only = int(row["a_only"]), int(row["b_only"])
+    return f"never both in one trial; only {a} opened in {a_only}, only {b} in {b_only}"
+
+
+def _threshold_span(labels: list[str]) -> str:
+    """``every threshold from 10% to 40% and 0.25 to 0.5 nats`` (``the 25% threshold``)."""
+    if len(labels) == 1:
+        return f"the {labels[0]} threshold"
+    shares = [lab for lab in labels if lab.endswith("%")]
+    nats = [lab.removesuffix(" nats") for lab in labels if lab.endswith(" nats")]
+    spans = []
+    if shares:
+        spans.append(shares[0] if len(shares) == 1 else f"from {shares[0]} to {shares[-1]}")
+    if nats:
+        spans.append(f"{nats[0]} nats" if len(nats) == 1 else f"{nats[0]} to {nats[-1]} nats")
+    return "every threshold " + " and ".join(spans)
+
+
+def _group_rank(name: str) -> int:
+    return list(GROUPS).index(name)
+
+
+def _bisect(f, lo: float = 0.0, hi: float = 1.0, iterations: int = 60) -> float:
+    """The root of an increasing ``f`` on [lo, hi]."""
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    return (lo + hi) / 2
 
 
 def learned_nothing(

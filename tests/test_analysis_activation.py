@@ -6,11 +6,15 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analysis.activation import (
     activation_data,
     activation_summary_data,
+    configurations,
     latent_label,
+    order_summary,
+    pair_table,
     plot_activation,
     plot_activation_summary,
     trial_title,
@@ -82,24 +86,88 @@ def test_one_trial_latents_factors_and_order():
     assert list(fig.layout.xaxis4.ticktext) == ["0", "2", "4", "6", "8", "10"]
     assert "posX > scale" in fig.layout.title.text
     assert "gamma=10" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "step"
+
+
+def test_one_trial_drawn_against_c():
+    data = activation_data(_study(), "t1")
+    fig = plot_activation(data, against="C")
+    info_z0 = fig.data[0]
+    assert info_z0.x.tolist() == C.tolist()  # against C itself, not the step
+    dot = fig.data[2]  # z0's switch-on dot, at its C_on
+    assert list(dot.x) == [2.0] and "C=" in dot.hovertemplate
+    diamonds = fig.data[-1]
+    assert list(diamonds.x) == [5.0, 2.0] and list(diamonds.text) == ["scale", "posX"]
+    assert len(fig.data) == 3 * 2 + 2 + 5 * 2 + 1  # no top C axes: the x axis is C
+    assert fig.layout.xaxis.title.text == "C (nats)"
+    constant = _study()
+    constant.curves["C"] = 25.0
+    with pytest.raises(ValueError, match="C does not move"):
+        plot_activation(activation_data(constant, "t1"), against="C")
 
 
 def test_summary_counts_finished_trials_and_lists_the_others():
     s = activation_summary_data(_study())
     assert s.counted == ["t1", "t2", "t3"]
     assert s.excluded[["trial_id", "status"]].values.tolist() == [["t4", "ERROR"]]
-    assert s.orders.values.tolist() == [
-        ["t1", "posX > scale"],
-        ["t2", "scale > posX"],
-        ["t3", "posY"],
+    assert s.orders[["trial_id", "configuration", "order", "at 10%"]].values.tolist() == [
+        ["t1", "gamma=10", "posX > scale", "posX > scale"],
+        ["t2", "gamma=10", "scale > posX", "scale > posX"],
+        ["t3", "gamma=100", "posY", "posY"],
     ]
-    p = s.pairwise.table.set_index(["a", "b"]).loc[("position", "scale")]
-    assert (p["a_first"], p["b_first"], p["n"]) == (2, 1, 3)  # t3: only position opened
+    assert list(s.orders.columns[3:]) == [
+        "at 10%",
+        "at 15%",
+        "at 40%",
+        "at 0.25 nats",
+        "at 0.5 nats",
+    ]
     pos = s.factors[(s.factors["factor"] == "posX") & s.factors["C_on"].notna()]
     assert pos[["trial_id", "C_on"]].values.tolist() == [["t1", 2.0], ["t2", 6.0]]
     fig = plot_activation_summary(s)
-    assert "over 3 finished trials" in fig.layout.title.text
-    assert any("position before scale: 2 of 3 trials" in str(y) for y in fig.data[-1].y)
+    assert "over 3 finished trials in 2 configurations" in fig.layout.title.text
+    assert "gamma=10 · position before scale: 1 of 2 trials (0.01–0.99)" in fig.data[-1].y
+
+
+def test_summary_pools_seeds_of_one_configuration_only():
+    s = activation_summary_data(_study())
+    assert configurations(_study().trials).to_dict() == {
+        "t1": "gamma=10", "t2": "gamma=10", "t3": "gamma=100", "t4": "gamma=100"
+    }  # fmt: skip
+    assert s.configurations.values.tolist() == [["gamma=10", 2, "t1 t2"], ["gamma=100", 1, "t3"]]
+    p = s.pairwise.table.set_index(["configuration", "a", "b"])
+    ten = p.loc[("gamma=10", "position", "scale")]  # t1 position first, t2 scale first
+    assert ten[["a_first", "b_first", "a_only", "n"]].tolist() == [1, 1, 0, 2]
+    assert (
+        ten["null"] == pytest.approx(2 / 3) and p.loc[("gamma=10", "scale", "shape"), "null"] == 0.5
+    )
+    hundred = p.loc[("gamma=100", "position", "scale")]  # t3: only position opened
+    assert hundred[["a_first", "b_first", "a_only", "n"]].tolist() == [0, 0, 1, 0]
+    v = s.verdicts.set_index(["configuration", "a", "b"])["text"]
+    assert v[("gamma=100", "position", "scale")] == (
+        "position before scale: not seen at any threshold (scale never opened in 1 trial at 25%)"
+    )
+    assert v[("gamma=10", "position", "scale")].startswith(
+        "position before scale: no majority at any threshold: 10%: 1 of 2, 15%: 1 of 2"
+    )
+    assert set(s.thresholds["threshold"]) == {"10%", "15%", "25%", "40%", "0.25 nats", "0.5 nats"}
+    fig = plot_activation_summary(s)
+    null = fig.data[-3]  # the chance level drawn per row
+    assert list(null.x)[:2] == [pytest.approx(2 / 3), pytest.approx(2 / 3)]
+    assert null.x[3] == 0.5
+    assert len(fig.data[-2].x) == 5  # gamma=10 position vs scale at the other 5 thresholds
+
+
+def test_one_configuration_is_not_named_in_the_figure():
+    study = _study()
+    study.trials["config/gamma"] = 10.0
+    s = activation_summary_data(study)
+    assert s.configurations["configuration"].tolist() == ["all trials"]
+    p = s.pairwise.table.set_index(["a", "b"]).loc[("position", "scale")]
+    assert p[["a_first", "b_first", "a_only", "n"]].tolist() == [1, 1, 1, 2]
+    assert "position before scale: 1 of 2 trials (0.01–0.99); only position opened in 1" in (
+        plot_activation_summary(s).data[-1].y
+    )
 
 
 def test_stopped_early_trials_are_listed_not_counted():
@@ -142,3 +210,40 @@ def test_a_trial_without_its_own_information_rows_is_not_counted():
     s = activation_summary_data(study)
     assert s.counted == ["t1", "t3"]
     assert "no information columns" in s.excluded.set_index("trial_id").at["t2", "reason"]
+
+
+def test_the_summary_line_says_whether_the_order_holds_per_configuration():
+    s = activation_summary_data(_study())
+    assert order_summary(s) == (
+        "Per configuration (seeds pooled, configurations not): gamma=10 (2 trials): "
+        "position before scale: no majority at any threshold: 10%: 1 of 2, 15%: 1 of 2, "
+        "25%: 1 of 2, 40%: 1 of 2, 0.25 nats: 1 of 2, 0.5 nats: 1 of 2 (trials where both "
+        "opened); gamma=100 (1 trial): position before scale: not seen at any threshold "
+        "(scale never opened in 1 trial at 25%)."
+    )
+    assert order_summary(s, listed=1) == (
+        "Position before scale: per configuration (seeds pooled, configurations not), no "
+        "majority at any threshold in 1 (gamma=10), not seen (never both opened) in 1 "
+        "(gamma=100); the table below has the counts."
+    )
+    study = _study()
+    study.trials["config/gamma"] = 10.0
+    study.trials.loc[1, "status"] = "ERROR"  # t2, against the paper, not counted
+    assert order_summary(activation_summary_data(study)) == (
+        "Over 2 trials of one configuration: position before scale in most trials where both "
+        "opened, at every threshold from "
+        "10% to 40% and 0.25 to 0.5 nats; at 25%: 1 of 1 trial (0.03–1.00; chance 0.67, "
+        "p = 0.67); only position opened in 1."
+    )
+
+
+def test_the_pair_table_keeps_censored_trials_and_the_verdict_beside_the_counts():
+    table = pair_table(activation_summary_data(_study()))
+    assert len(table) == 2 * 6  # two configurations, six pairs of groups each
+    row = table.iloc[6]  # gamma=100: t3, only position opened
+    assert row[["configuration", "first", "second", "first opened first"]].tolist() == [
+        "gamma=100", "position", "scale", 0
+    ]  # fmt: skip
+    assert row["only first opened"] == 1 and row["95% interval (exact)"] == "n/a"
+    assert row["chance"] == pytest.approx(2 / 3) and np.isnan(row["p (one-sided)"])
+    assert row["across thresholds"].startswith("position before scale: not seen")

@@ -151,33 +151,163 @@ def _groups(table: dict[str, dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_pairwise_order_counts_one_sided_trials_ties_and_neither():
+def test_pairwise_order_keeps_censored_trials_apart():
     groups = _groups(
         {
             "t1": {"position": 1, "scale": 3, "shape": 5},
             "t2": {"position": 2, "scale": 1},  # against the paper
-            "t3": {"position": 1},  # only position opened: consistent with position first
+            "t3": {"position": 1},  # only position opened: censored, not an ordering
             "t4": {"position": 2, "scale": 2},  # the same row: a tie
             "t5": {},  # nothing opened
         }
     )
     p = so.pairwise_order(groups).table.set_index(["a", "b"])
     ps = p.loc[("position", "scale")]
-    assert (ps["a_first"], ps["b_first"], ps["ties"], ps["neither"], ps["n"]) == (2, 1, 1, 1, 3)
-    assert ps["fraction"] == pytest.approx(2 / 3) and ps["paper"]
-    lo, hi = so.wilson(2, 3)
-    assert (ps["low"], ps["high"]) == (pytest.approx(lo), pytest.approx(hi))
-    po = p.loc[("position", "orientation")]  # orientation never opened
-    assert (po["a_first"], po["b_first"], po["n"], po["neither"]) == (4, 0, 4, 1)
+    counts = ["a_first", "b_first", "ties", "a_only", "b_only", "neither", "n"]
+    assert ps[counts].tolist() == [1, 1, 1, 1, 0, 1, 2]
+    assert ps["fraction"] == 0.5 and ps["paper"] and ps["null"] == pytest.approx(2 / 3)
+    assert (ps["low"], ps["high"]) == so.clopper_pearson(1, 2)
+    assert ps["p_value"] == pytest.approx(1 - (1 / 3) ** 2)  # P(X >= 1), X ~ Bin(2, 2/3)
+    po = p.loc[("position", "orientation")]  # orientation never opened: nothing to order
+    assert po[counts].tolist() == [0, 0, 0, 4, 0, 1, 0]
+    assert np.isnan(po["fraction"]) and np.isnan(po["low"]) and np.isnan(po["p_value"])
     os_ = p.loc[("orientation", "shape")]
-    assert os_["paper"] is None and (os_["a_first"], os_["b_first"]) == (0, 1)
+    assert os_["paper"] is None and os_[counts].tolist() == [0, 0, 0, 0, 1, 4, 0]
+    assert os_["null"] == 0.5
+    assert so.unseen_reason(po, "position", "orientation") == "orientation never opened in 5 trials"
 
 
-def test_wilson_interval_known_values():
-    lo, hi = so.wilson(3, 4)
-    assert lo == pytest.approx(0.3006, abs=1e-4) and hi == pytest.approx(0.9544, abs=1e-4)
-    assert so.wilson(0, 10)[0] == 0.0 and so.wilson(10, 10)[1] == 1.0
-    assert all(math.isnan(v) for v in so.wilson(0, 0))
+def test_the_null_is_the_chance_that_the_group_opens_first():
+    assert so.pair_null("position", "scale") == pytest.approx(2 / 3)  # min of two axes
+    assert so.pair_null("scale", "orientation") == 0.5
+    assert so.pair_null("orientation", "shape") == 0.5
+
+
+def test_clopper_pearson_and_binomial_tail_known_values():
+    lo, hi = so.clopper_pearson(4, 4)
+    assert lo == pytest.approx(0.3976, abs=1e-4) and hi == 1.0
+    lo, hi = so.clopper_pearson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.3085, abs=1e-4)
+    lo, hi = so.clopper_pearson(3, 10)  # scipy.stats.beta.ppf(0.025, 3, 8), (0.975, 4, 7)
+    assert lo == pytest.approx(0.066740, abs=1e-6) and hi == pytest.approx(0.652453, abs=1e-6)
+    lo, hi = so.clopper_pearson(5, 10, 0.9)
+    assert lo == pytest.approx(1 - hi) and lo == pytest.approx(
+        0.222441, abs=1e-6
+    )  # beta.ppf(0.05, 5, 6)
+    assert all(math.isnan(v) for v in so.clopper_pearson(0, 0))
+    assert so.binomial_tail(4, 4, 2 / 3) == pytest.approx(16 / 81)
+    assert so.binomial_tail(3, 10, 0.5) == pytest.approx(0.9453125)
+    assert so.binomial_tail(0, 5, 0.3) == 1.0 and so.binomial_tail(6, 5, 0.3) == 0.0
+
+
+def test_a_factor_switches_on_with_hysteresis_at_its_last_run():
+    h = math.log(32)
+    dips = [0.0, 0.3, 0.2, 0.3, 0.3, 0.01, 0.0, 0.3, 0.3, 0.3]  # x H: 20% keeps 25% on
+    table = so.factor_switch_on(_rows("t", {0: RAMP}, factors={"posX": [v * h for v in dips]}))
+    posx = table.set_index("factor").loc["posX"]
+    assert posx["step_on"] == 800.0 and posx["threshold"] == pytest.approx(0.25 * h)
+    steady = [0.0, 0.3, 0.2, 0.3, 0.3, 0.3, 0.2, 0.3, 0.3, 0.3]
+    table = so.factor_switch_on(_rows("t", {0: RAMP}, factors={"posX": [v * h for v in steady]}))
+    assert table.set_index("factor").at["posX", "step_on"] == 200.0
+    falls = [0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.1, 0.1]  # off at the end: not on
+    table = so.factor_switch_on(_rows("t", {0: RAMP}, factors={"posX": [v * h for v in falls]}))
+    assert np.isnan(table.set_index("factor").at["posX", "step_on"])
+    nats = so.factor_switch_on(_rows("t", {0: RAMP}, factors={"posX": RAMP}), nats=0.5)
+    assert nats.set_index("factor").at["posX", "step_on"] == 500.0  # 0.6 >= 0.5
+    assert so.threshold_switch_on(_rows("t", {0: RAMP}), so.Threshold("nats", 0.5)).equals(
+        so.factor_switch_on(_rows("t", {0: RAMP}), nats=0.5)
+    )
+
+
+def _opening(trial_id: str, curves: dict[str, list[float]]) -> pd.DataFrame:
+    """Rows where the code tells curves[f] (shares of H) about f."""
+    h = {f: math.log(n) for f, n in zip(FACTOR_NAMES, (3, 6, 40, 32, 32), strict=True)}
+    return _rows(trial_id, {0: RAMP}, factors={f: [v * h[f] for v in c] for f, c in curves.items()})
+
+
+def test_an_order_that_holds_at_every_threshold():
+    step = lambda row: [0.0] * row + [1.0] * (10 - row)  # noqa: E731  full entropy from `row`
+    rows = pd.concat(
+        [
+            _opening("s0", {"posX": step(2), "scale": step(6)}),
+            _opening("s1", {"posY": step(1), "scale": step(4)}),
+            _opening("s2", {"posX": step(3)}),  # scale never opens: censored
+        ],
+        ignore_index=True,
+    )
+    across = so.order_across_thresholds(rows, {"s0": "c_max=6", "s1": "c_max=6", "s2": "c_max=6"})
+    assert set(across["configuration"]) == {"c_max=6"}
+    assert across["threshold"].drop_duplicates().tolist() == [t.label for t in so.THRESHOLDS]
+    ps = across[(across["a"] == "position") & (across["b"] == "scale")]
+    assert ps[["a_first", "b_first", "a_only", "n"]].values.tolist() == [[2, 0, 1, 2]] * 6
+    v = so.order_verdicts(across).set_index(["a", "b"])
+    assert v.at[("position", "scale"), "verdict"] == "holds"
+    assert v.at[("position", "scale"), "first"] == "position"
+    assert v.at[("position", "scale"), "text"] == (
+        "position before scale in most trials where both opened, at every threshold from "
+        "10% to 40% and 0.25 to 0.5 nats; "
+        "at 25%: 2 of 2 trials (0.16–1.00; chance 0.67, p = 0.44); only position opened in 1"
+    )
+    assert v.at[("scale", "orientation"), "text"] == (
+        "scale before orientation: not seen at any threshold "
+        "(orientation never opened in 3 trials at 25%)"
+    )
+
+
+def test_an_order_that_depends_on_the_threshold():
+    # scale jumps to 20% of its entropy at once; position creeps to 30%, then to all of it
+    scale = [0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 1.0, 1.0]
+    posx = [0.0, 0.0, 0.0, 0.0, 0.3, 0.3, 1.0, 1.0, 1.0, 1.0]
+    rows = _opening("s0", {"posX": posx, "scale": scale})
+    across = so.order_across_thresholds(rows)
+    ps = across[(across["a"] == "position") & (across["b"] == "scale")].set_index("threshold")
+    assert ps["a_first"].to_dict() == {
+        "10%": 0, "15%": 0, "25%": 1, "40%": 1, "0.25 nats": 0, "0.5 nats": 1
+    }  # fmt: skip
+    v = so.order_verdicts(across).set_index(["a", "b"]).loc[("position", "scale")]
+    assert v["verdict"] == "depends" and v["first"] is None
+    assert v["text"] == (
+        "position before scale depends on the threshold: 10%: 0 of 1, 15%: 0 of 1, "
+        "25%: 1 of 1, 40%: 1 of 1, 0.25 nats: 0 of 1, 0.5 nats: 1 of 1 "
+        "(trials where both opened)"
+    )
+    one = so.order_verdicts(across[across["threshold"] == "25%"]).set_index(["a", "b"])
+    assert one.at[("position", "scale"), "text"].startswith(
+        "position before scale in most trials where both opened, at the 25% threshold; "
+        "at 25%: 1 of 1 trial"
+    )
+
+
+def test_only_replicates_are_pooled():
+    step = lambda row: [0.0] * row + [1.0] * (10 - row)  # noqa: E731
+    rows = pd.concat(
+        [
+            _opening("a0", {"posX": step(2), "scale": step(6)}),
+            _opening("a1", {"posX": step(2), "scale": step(5)}),
+            _opening("b0", {"posX": step(6), "scale": step(2)}),  # another configuration
+        ],
+        ignore_index=True,
+    )
+    config = {"a0": "c_max=6", "a1": "c_max=6", "b0": "c_max=16"}
+    across = so.order_across_thresholds(rows, config, (so.DEFAULT_THRESHOLD,))
+    ps = across[(across["a"] == "position") & (across["b"] == "scale")]
+    assert ps[["configuration", "a_first", "b_first", "n"]].values.tolist() == [
+        ["c_max=6", 2, 0, 2],
+        ["c_max=16", 0, 1, 1],
+    ]
+    v = so.order_verdicts(across).set_index(["configuration", "a", "b"])
+    assert v.at[("c_max=16", "position", "scale"), "first"] == "scale"
+    assert v.at[("c_max=16", "position", "scale"), "text"] == (
+        "scale before position in most trials where both opened, at the 25% threshold; "
+        "at 25%: 1 of 1 trial "
+        "(0.03–1.00; chance 0.33, p = 0.33)"
+    )
+
+
+def test_thresholds_with_another_share():
+    labels = [t.label for t in so.thresholds_with(0.3)]
+    assert labels == ["10%", "15%", "25%", "30%", "40%", "0.25 nats", "0.5 nats"]
+    assert [t.label for t in so.thresholds_with(0.25)] == [t.label for t in so.THRESHOLDS]
 
 
 def test_learned_nothing():
