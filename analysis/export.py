@@ -30,7 +30,9 @@ def integer_columns(frame: pd.DataFrame) -> pd.DataFrame:
 def export_study(study: Study, out_dir: str | os.PathLike, csv: bool = False) -> list[Path]:
     """Write every frame of ``Study.frames`` (trials, curves, kl, evaluations, mi, latents,
     factor_switch_on) as ``<name>.parquet`` (and ``<name>.csv`` when ``csv``) under
-    ``out_dir``; return the paths."""
+    ``out_dir``; return the paths. ``latents`` carries the switch-on rule's words in
+    ``label`` (``posY + scale``, as the figures read) beside ``final_factor`` and
+    ``final_second``."""
     out = writable_folder(out_dir, f"-o {out_dir}")
     written = []
     for name, frame in study.frames().items():

@@ -4,6 +4,24 @@ Sections: summary, frontier (+ front table), grid heatmaps, activation order (ac
 trials, then per selected trial), traversals, training curves, parallel coordinates,
 hyperparameter importance, and the trials that did not finish, with their reasons.
 A section whose data is missing says so instead of breaking the page.
+
+Warnings at the top of the page, each a plain sentence naming its trials: the trials
+that learned nothing (``learned``), and capacity trials whose KL did not track C or met
+it with little information (``capacity_tracking``). Their thresholds, and why:
+
+- ``TRACK_NATS = 1.0``: "about a nat" off C. A gap of one nat costs gamma nats of loss
+  (1,000 at the paper's gamma), far more than a nat of code buys in reconstruction, so a
+  trial that sits a nat from C is not held to it. ``C`` in a row is averaged over the
+  row's steps like ``kl``: a ramp's slope is no gap.
+- ``TRACK_WARMUP = 0.1``: the first tenth of a trial's rows is not judged: KL starts
+  where the initialized encoder puts it and needs the first updates to reach C.
+- ``TRACK_SHARE = 0.25``: a trial is off when more than a quarter of its judged rows
+  are; a moment off C (a loss spike, a step of a piecewise schedule) is not a trial off.
+- ``EMPTY_SHARE = 0.5``, ``EMPTY_MIN_C = 1.0``: KL = I(x; z) + KL(q(z) || p(z)), so a KL
+  at C with I(x; z) below half of C spends most of the budget on constant offsets or
+  sigma != 1. Only rows with C above a nat are read (below it, half of C is within the
+  probe bound's noise), and C is capped by what the bound can read (ln of the probe
+  points: the contrastive bound is at most ln n) and by the data's entropy (ln 737,280).
 """
 
 from __future__ import annotations
@@ -25,9 +43,17 @@ from analysis import frontier as fr
 from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
-from analysis.contract import FINISHED, MEAN_IMAGE_RECON, format_value
+from analysis.contract import FINISHED, INFO_X, MEAN_IMAGE_RECON, format_value
 from analysis.fs import ReportInputError, writable_folder
 from analysis.load import Study, load_study
+
+TRACK_NATS = 1.0  # |KL - C| above this: KL off C (see the module docstring for each)
+TRACK_WARMUP = 0.1  # the first tenth of a trial's rows: not judged
+TRACK_SHARE = 0.25  # more than this share of the judged rows: the trial is off
+EMPTY_SHARE = 0.5  # I(x; z) below this share of C (capped by what the bound reads): little
+EMPTY_MIN_C = 1.0  # nats: rows with C at or below this are not read for little information
+DATA_ENTROPY = float(sum(so.ENTROPY.values()))  # ln 737,280: I(x; z) cannot exceed it
+TRACKING_COLUMNS = ["trial_id", "status", "rows", "off", "little", "untracked", "empty"]
 
 _CONFIG = {"displaylogo": False, "responsive": True}
 _CSS = """
@@ -111,6 +137,10 @@ def build_report(
         warning = _warning(learned_(), active_nats)
     except Exception as e:  # as for a section: the page is still written
         warning = _note(f"could not check whether the trials learned: {type(e).__name__}: {e}")
+    try:
+        warning += _tracking_warning(capacity_tracking(study))
+    except Exception as e:
+        warning += _note(f"could not check whether KL tracked C: {type(e).__name__}: {e}")
     out.write_text(_page(study, parts, warning), encoding="utf-8")
     return out
 
@@ -136,6 +166,90 @@ def learned(study: Study, active_nats: float = so.ACTIVE_NATS) -> pd.DataFrame:
     )
     nothing = [so.learned_nothing(r) for r in out["recon"].astype(float)]
     return out.assign(nothing=nothing).reset_index(drop=True)
+
+
+def capacity_tracking(study: Study) -> pd.DataFrame:
+    """Per capacity-objective trial with rows to judge (``TRACKING_COLUMNS``): trial_id,
+    status; rows, its rows after the first ``TRACK_WARMUP`` of them (at least one);
+    off, the share of those in which |KL − C| > ``TRACK_NATS``; little, the share of
+    those with ``info_x`` measured in which KL is within ``TRACK_NATS`` of C while C >
+    ``EMPTY_MIN_C`` and ``info_x`` < ``EMPTY_SHARE`` × min(C, ln probe_points,
+    ``DATA_ENTROPY``) (NaN when none has ``info_x``); untracked (off > ``TRACK_SHARE``)
+    and empty (little > ``TRACK_SHARE``). Beta-objective trials are not judged."""
+    t, c = study.trials, study.curves
+    need = {"config/objective", "trial_id"} <= set(t) and {"kl", "C"} <= set(c)
+    if not need or c.empty:
+        return pd.DataFrame(columns=TRACKING_COLUMNS)
+    capacity = t[t["config/objective"] == "capacity"].set_index("trial_id")
+    c = c[c["trial_id"].isin(capacity.index)]
+    rank = c.groupby("trial_id", sort=False).cumcount()
+    size = c.groupby("trial_id", sort=False)["step"].transform("size")
+    judged = rank >= np.maximum(np.ceil(TRACK_WARMUP * size), 1)  # (N,)
+    kl, cap = c["kl"].astype(float), c["C"].astype(float)
+    judged &= kl.notna() & cap.notna()
+    near = (kl - cap).abs() <= TRACK_NATS
+    info = c[INFO_X].astype(float) if INFO_X in c else pd.Series(np.nan, index=c.index)
+    probe = pd.Series(np.nan, index=c.index)
+    if "config/probe_points" in capacity:
+        points = pd.to_numeric(capacity["config/probe_points"], errors="coerce")
+        probe = c["trial_id"].map(np.log(points.where(points > 0)))  # the bound's ceiling
+    reads = np.minimum(np.minimum(cap, probe.fillna(np.inf)), DATA_ENTROPY)
+    measured = judged & info.notna()
+    little = measured & near & (cap > EMPTY_MIN_C) & (info < EMPTY_SHARE * reads)
+    flags = pd.DataFrame(
+        {
+            "trial_id": c["trial_id"],
+            "rows": judged,
+            "off_rows": judged & ~near,
+            "measured": measured,
+            "little_rows": little,
+        }
+    )
+    counts = flags.groupby("trial_id", sort=False).sum()
+    counts = counts[counts["rows"] > 0]
+    off = counts["off_rows"] / counts["rows"]
+    few = (counts["little_rows"] / counts["measured"].where(counts["measured"] > 0)).astype(float)
+    out = pd.DataFrame(
+        {
+            "trial_id": counts.index,
+            "status": capacity["status"].reindex(counts.index).to_numpy(),
+            "rows": counts["rows"].astype(int).to_numpy(),
+            "off": off.to_numpy(),
+            "little": few.to_numpy(),
+            "untracked": (off > TRACK_SHARE).to_numpy(),
+            "empty": (few > TRACK_SHARE).to_numpy(),
+        }
+    )
+    return out[TRACKING_COLUMNS]
+
+
+def _tracking_warning(table: pd.DataFrame) -> str:
+    """``capacity_tracking``'s findings as warnings: one per kind, naming the trials."""
+    n = len(table)
+    kinds = "capacity trial" if n == 1 else "capacity trials"
+    lines = []
+    off = table[table["untracked"].astype(bool)]
+    if len(off):
+        lines.append(
+            f"KL did not track C in {len(off)} of {n} {kinds} ({_ids(off)}): it was more "
+            f"than {TRACK_NATS:g} nat from C in over {TRACK_SHARE:.0%} of their rows after "
+            f"the first {TRACK_WARMUP:.0%}: gamma too small or lr too high for the budget "
+            "(Burgess et al. advise the KL to track C)."
+        )
+    empty = table[table["empty"].astype(bool)]
+    if len(empty):
+        lines.append(
+            f"{len(empty)} of {n} {kinds} met the capacity with little information "
+            f"({_ids(empty)}): KL within {TRACK_NATS:g} nat of C while I(x; z) was below "
+            f"{EMPTY_SHARE:.0%} of C in over {TRACK_SHARE:.0%} of their rows: KL = C from "
+            "constant offsets or sigma ≠ 1, not from a code that tells about the image."
+        )
+    return "".join(f"<div class=warn><b>Warning.</b> {html.escape(w)}</div>" for w in lines)
+
+
+def _ids(table: pd.DataFrame, most: int = 12) -> str:
+    ids = table["trial_id"].astype(str).tolist()
+    return ", ".join(ids[:most]) + (" …" if len(ids) > most else "")
 
 
 def _warning(table: pd.DataFrame, active_nats: float) -> str:
@@ -230,19 +344,22 @@ def _summary(
             lines.append(f"Latents active at the end: {span} per trial.")
     if metric in study.trials and study.trials[metric].notna().any():
         lines.append(f"Frontier metric: {metric} (best {study.trials[metric].max():.3f}).")
-    if summary.counted:
-        for _, row in summary.pairwise.table.iterrows():
-            if row["a"] == "position" and row["b"] == "scale" and row["n"]:
-                lines.append(act.pair_label(row).capitalize() + ".")
+    if summary.counted and act.order_summary(summary):
+        lines.append(act.order_summary(summary))
     rule = (
-        f"A latent is active while it tells at least {active_nats} nats about its input "
-        f"(a lower bound on I(x; z_i) on a fixed probe set: a constant mean offset or a "
-        f"sigma ≠ 1 counts for nothing); it switches on when it becomes active. It codes "
-        f"the factor it tells most about at the end, if it has told at least "
+        f"A latent becomes active when it tells at least {active_nats} nats about its "
+        f"input (a lower bound on I(x; z_i) on a fixed probe set: a constant mean offset "
+        f"or a sigma ≠ 1 counts for nothing) and stays active until it tells less than "
+        f"half of that; it switches on at the first row of its last active run, so a "
+        f"latent that opened, closed and opened again switches on where it last opened. "
+        f"It codes the factor it tells most about at the end, if it has told at least "
         f"{so.LABEL_NATS} nats about it and not less than half of that since, and opened "
-        f"on the first factor it told that much about after switching on; labels name "
-        f"both where they differ. Inactive at the end, it codes nothing. A factor "
-        f"switches on when the code tells {100 * factor_share:.0f}% of its entropy about it."
+        f"on the first factor it told that much about in that last run; labels name "
+        f"both where they differ. A second factor it tells at least "
+        f"{100 * so.SECOND_RATIO:.0f}% as much about (and {so.LABEL_NATS} nats itself) "
+        f"joins the label: posY + scale. Inactive at the end, it codes nothing. A factor "
+        f"switches on at the first row of its last run in which the code tells "
+        f"{100 * factor_share:.0f}% of its entropy about it (off below half of that)."
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)
 
@@ -298,8 +415,11 @@ def _grid(study: Study, grid: tuple[str, str] | None, metric: str) -> str:
 
 
 def _detail_trials(study: Study, front: fr.FrontierData | None, metric: str, n: int) -> list[str]:
-    """Trials that get their own figures: the best seed of each front configuration (by
-    reconstruction), then the best remaining finished trials by the metric."""
+    """The first ``n`` trials that get their own figures: for each configuration of the
+    front (``front.front``, in its order, finished trials only), its seed with the
+    highest ``metric``; then the other finished (``TERMINATED``) trials with rows, then
+    the unfinished ones with rows (``ERROR``, ``RUNNING``), each by ``metric``, highest
+    first, missing values last (by ``n_reports`` when no trial has the metric column)."""
     t = study.trials
     chosen: list[str] = []
     if front is not None:
@@ -308,7 +428,9 @@ def _detail_trials(study: Study, front: fr.FrontierData | None, metric: str, n: 
             chosen.append(cand.sort_values(metric, ascending=False)["trial_id"].iloc[0])
     rest = t[t["n_reports"] > 0]
     key = metric if metric in rest else "n_reports"
-    chosen += list(rest.sort_values(key, ascending=False)["trial_id"])
+    done = rest["status"].isin(FINISHED)
+    for part in (rest[done], rest[~done]):  # finished first, whatever the others scored
+        chosen += list(part.sort_values(key, ascending=False, kind="stable")["trial_id"])
     return list(dict.fromkeys(chosen))[:n]
 
 
@@ -331,24 +453,9 @@ def _activation(
         out.append(_fig(act.plot_activation_summary(summary), "fig-activation-summary"))
         p = summary.pairwise.table
         if len(p):
-            pairs = pd.DataFrame(
-                {
-                    "first": p["a"],
-                    "second": p["b"],
-                    "first opened first": p["a_first"],
-                    "second opened first": p["b_first"],
-                    "same report": p["ties"],
-                    "neither opened": p["neither"],
-                    "fraction": p["fraction"],
-                    "95% interval": [
-                        "n/a" if np.isnan(lo) else f"{lo:.2f}–{hi:.2f}"
-                        for lo, hi in zip(p["low"], p["high"], strict=True)
-                    ],
-                    "paper": p["paper"].map({True: "first before second", False: "second first"}),
-                }
-            )
+            pairs = act.pair_table(summary)
             head = "<h3>Order of factor groups across trials</h3>"
-            out.append(head + _table(pairs, na_cols=("fraction",)))
+            out.append(head + _table(pairs, na_cols=("fraction", "p (one-sided)")))
         out.append("<h3>Order per trial</h3>" + _table(summary.orders))
     if len(summary.excluded):
         out.append("<h3>Trials not counted</h3>" + _table(summary.excluded))

@@ -5,7 +5,8 @@ Rows: the inputs, their reconstructions, then one row per latent ordered by what
 about the input (largest first; KL when that was not measured), each swept over the
 prior's standard deviations. Latent rows are labelled with their information, their KL
 and what they code by the switch-on rule (``analysis.switch_on``), read from the trial's
-rows: the same labels as the activation figure. The mosaic is drawn as one small PNG.
+rows: the same labels as the activation figure, two factors where a latent tells about
+both comparably (``posY + scale``). The mosaic is drawn as one small PNG.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def traversal_mosaic(
     """Contract arrays (see ``analysis.contract.TRAVERSAL_ARRAYS``) -> one labelled mosaic.
 
     ``latents``: the trial's ``switch_on.latent_switch_on`` table, whose activity, final
-    factor (and the one it opened on, where that differs) and final information label
-    the rows (else the arrays' ``factor`` and ``info``).
+    factor (with a comparable second one, and the one it opened on where that differs:
+    ``switch_on.code_label``) and final information label the rows (else the arrays'
+    ``factor`` and ``info``).
     ``latent_order``: latent indices in the row order wanted (else most informative
     first)."""
     inputs = np.asarray(arrays["inputs"], np.float32)  # (n, H, W)

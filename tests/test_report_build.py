@@ -48,6 +48,11 @@ def test_single_trial_directory(tmp_path):
     ]
     assert "Traversals, trial run (final checkpoint)" in text
     assert "Every trial finished." in text
+    # the rule as switch_on applies it, and the synthetic KL, nats above C, warned about
+    assert "it switches on at the first row of its last active run" in text
+    assert "switches on when it becomes active" not in text
+    assert "KL did not track C in 1 of 1 capacity trial (run)" in text
+    assert "learned nothing" not in text
 
 
 def test_a_failing_figure_costs_one_section(tmp_path, monkeypatch):

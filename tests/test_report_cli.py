@@ -39,7 +39,8 @@ def test_report_on_a_synthetic_study(synthetic_study, tmp_path):
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in text
     assert "could not draw" not in text
-    assert "<div class=warn>" not in text  # the synthetic trials learned
+    assert "learned nothing" not in text  # the synthetic trials learned
+    assert "<div class=warn><b>Warning.</b> KL did not track C" in text  # it runs above C
     assert "TrainingDiverged: non-finite loss at step 1600" in text  # the failed trial's reason
     assert text.count('class="plotly-graph-div"') >= 8
 
