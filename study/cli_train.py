@@ -194,28 +194,51 @@ def bench_population(sizes, steps, rounds, forward, device, threads, sets):
 @click.option("--seeds", default=4, show_default=True, help="Seeds 0..N-1, one trial each.")
 @click.option("--jobs", default=2, show_default=True, help="Seeds trained at once (one core each).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a config field.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["factors", "images"]),
+    default="factors",
+    show_default=True,
+    help="factors: the encoder sees the factors, q(z|f); images: q(z|x), the paper's main one.",
+)
 @click.option("--rows", type=click.Path(dir_okay=False), help="Also write every row here (CSV).")
-def bench_activation(seeds, jobs, sets, rows):
+@click.option(
+    "--from-rows",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Train nothing: print the result of the rows an earlier --rows wrote.",
+)
+def bench_activation(seeds, jobs, sets, protocol, rows, from_rows):
     """The paper's activation-order measurement on a CPU: per seed, the C at which each
     factor switches on and the order; across seeds, pairwise fractions with intervals.
 
-    Factor encoder q(z|f), capacity objective, gamma 1000, C 0 -> 20 nats over 5,000
-    steps and 1,000 more (about 2 minutes a seed on one core); --set changes any of it.
+    --protocol factors (default): factor encoder q(z|f), capacity objective, gamma 1000,
+    C 0 -> 20 nats over 5,000 steps and 1,000 more (about 2 minutes a seed on one core).
+    --protocol images: image encoder q(z|x), a half-width Burgess model, C 0 -> 20 over
+    20,000 steps and 1,000 more (three seeds two at a time: under an hour on 2 cores).
+    --set changes any field.
     """
     import time
 
-    from trainables.config import TrialConfig
-    from trainables.protocol import PROTOCOL, protocol_lines, run_protocol
+    import pandas as pd
 
+    from trainables.config import TrialConfig
+    from trainables.protocol import protocol_config, protocol_lines, run_protocol
+
+    if from_rows:
+        for line in protocol_lines(pd.read_csv(from_rows)):
+            click.echo(line)
+        return
     overrides = parse_overrides(sets)
-    cfg = TrialConfig.from_dict({**PROTOCOL, **overrides})  # bad input stops here
+    base = protocol_config(protocol)
+    cfg = TrialConfig.from_dict({**base, **overrides})  # bad input stops here
     click.echo(
         f"{seeds} seeds, {jobs} at a time: encoder {cfg.encoder}, gamma {cfg.gamma:g}, "
         f"C {cfg.c_start:g} -> {cfg.c_max:g} over {cfg.c_steps} steps, {cfg.steps} steps, "
-        f"lr {cfg.lr:g}, batch {cfg.batch_size}, probe {cfg.probe_points} inputs"
+        f"lr {cfg.lr:g}, batch {cfg.batch_size}, channels {cfg.channels}, hidden {cfg.hidden}, "
+        f"{cfg.precision}, probe {cfg.probe_points} inputs"
     )
     t0 = time.perf_counter()
-    frame = run_protocol(list(range(seeds)), overrides, jobs)
+    frame = run_protocol(list(range(seeds)), overrides, jobs, base)
     click.echo(f"trained in {time.perf_counter() - t0:.0f} s")
     if rows:
         frame.to_csv(rows, index=False)

@@ -19,7 +19,9 @@ def _seed(name: str, opens: dict[str, int]) -> pd.DataFrame:
     """Rows at steps 100..1000, C = step / 100; factor f reaches its full entropy from
     row opens[f] on (never when absent)."""
     steps = np.arange(1, 11) * 100.0
-    frame = pd.DataFrame({"trial_id": name, "step": steps, "C": steps / 100, "recon": 120.0})
+    frame = pd.DataFrame(
+        {"trial_id": name, "step": steps, "C": steps / 100, "kl": steps / 100, "recon": 120.0}
+    )
     for f in FACTOR_NAMES:
         row = opens.get(f, 99)
         frame[f"info/{f}"] = [H[f] if i >= row else 0.0 for i in range(10)]
@@ -38,11 +40,17 @@ def test_protocol_lines_from_hand_made_seeds():
     lines = protocol_lines(rows)
     text = "\n".join(lines)
     seed0 = next(line for line in lines if line.startswith("seed 0"))
-    assert seed0.split()[-5:] == ["posX", ">", "posY", ">", "scale"]
-    assert "2.00" in seed0 and "3.00" in seed0 and "5.00" in seed0  # posX, posY, scale C
-    assert "position before scale       2/3 seeds  0.67 [0.21, 0.94]" in text
-    assert "(ties 0, neither opened 0)" in text
-    assert "orientation before shape       0/1 seeds  0.00" in text
+    assert seed0.startswith("seed 0: recon 120.0, KL 10.00, C 10.00, order posX > posY > scale;")
+    assert "posX 2.00, posY 3.00" in seed0 and "scale 5.00" in seed0 and "shape -" in seed0
+    # 2 of the 3 seeds where both opened; position is the earlier of two axes: chance 2/3
+    assert "  position before scale: 2 of 3 (0.09–0.99; chance 0.67, p = 0.74; ties 0)" in text
+    # orientation opened nowhere: said so, and no pair with it is counted as an order
+    assert "never opened within the budget, in any seed: orientation" in text
+    assert "  scale before orientation: not seen (orientation never opened in 3 trials)" in text
+    # shape opened in one seed only: one ordered seed, two censored beside it
+    assert "  scale before shape: 1 of 1 (0.03–1.00; chance 0.50, p = 0.5; ties 0); " in text
+    assert "only scale opened in 2" in text
+    assert "  position before scale in most trials where both opened, at every threshold" in text
 
 
 def test_bench_activation_runs_and_prints_the_order(tmp_path):
@@ -67,3 +75,20 @@ def test_bench_activation_bad_input_is_one_line():
     assert result.output.strip().splitlines() == [
         "error: trial config gamma=-1.0 is out of range: gamma >= 0"
     ]
+
+
+def test_bench_activation_from_rows_prints_without_training(tmp_path):
+    rows = pd.concat([_seed("seed 0", {"posX": 1, "scale": 3})], ignore_index=True)
+    path = tmp_path / "rows.csv"
+    rows.to_csv(path, index=False)
+    result = CliRunner().invoke(main, ["bench", "activation", "--from-rows", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == protocol_lines(pd.read_csv(path))
+
+
+def test_the_images_protocol_trains_the_image_encoder():
+    from trainables.protocol import IMAGES, protocol_config
+
+    config = protocol_config("images")
+    assert config["encoder"] == "image" and config["gamma"] == 1000.0
+    assert config["c_max"] == IMAGES["c_max"] and config["steps"] > config["c_steps"]
