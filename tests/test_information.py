@@ -9,7 +9,9 @@ import pytest
 
 from analysis.contract import FACTOR_NAMES
 from analysis.metrics.information import (
+    _mixture_ce,
     factor_information,
+    factor_information_bounds,
     input_information,
     latent_factor_information,
     marginal_factor_information,
@@ -236,3 +238,24 @@ def test_marginal_estimate_of_a_code_that_determines_a_factor_reaches_its_entrop
     assert whole[1] == pytest.approx(math.log(6), abs=0.01)
     assert per_latent[0, 1] == pytest.approx(math.log(6), abs=0.01)
     assert max(whole[0], whole[2], whole[3], whole[4]) < 0.03
+
+
+def test_a_precise_rotated_position_code_is_read_by_the_widened_mixture_and_the_classifier():
+    # z = (posX + posY, posX - posY, scale) with sigma 0.01: the code determines position
+    # (I = ln 32 per axis), but no other probe input sits within a posterior's width of a
+    # sample, so the posterior mixture itself (width 0) reads nothing
+    rng = np.random.default_rng(12)
+    f = _factors(rng)
+    x, y = f[:, 3] / 31 * 4, f[:, 4] / 31 * 4
+    mu = np.stack([x + y, x - y, f[:, 1] / 5 * 2], 1)
+    logvar = np.full(mu.shape, 2 * math.log(0.01))
+    noise = rng.standard_normal(mu.shape)
+    whole = np.ones((1, 3))  # the whole code as one subset
+    at_zero = np.log(SIZES) - _mixture_ce(mu, logvar, noise, f, whole, True, (0.0,))[0, 0]
+    assert max(at_zero[3], at_zero[4]) < 0.1
+    widened = marginal_factor_information(mu, logvar, noise, f, SIZES)
+    assert min(widened[3], widened[4]) > 2.5
+    best, _ = factor_information_bounds(mu, logvar, noise, f, SIZES)
+    assert best[3] == pytest.approx(math.log(32), abs=0.1)
+    assert best[4] == pytest.approx(math.log(32), abs=0.1)
+    assert best[1] == pytest.approx(math.log(6), abs=0.02)
