@@ -105,7 +105,7 @@ def latent_factor_information(
     codes: np.ndarray, factors: np.ndarray, sizes: np.ndarray | list[int] | None = None
 ) -> np.ndarray:
     """The Gaussian classifier's lower bounds on I(f_j; z_i) for each latent alone: (n, d)
-    sampled codes -> (d, k). The probe reads ``marginal_information`` instead."""
+    sampled codes -> (d, k). The probe reads ``factor_information_bounds``."""
     codes, factors = np.asarray(codes, np.float64), np.asarray(factors, np.int64)
     h = _entropies(factors, sizes)
     out = np.zeros((codes.shape[1], factors.shape[1]))
