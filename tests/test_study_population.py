@@ -75,8 +75,19 @@ def test_a_packed_grid_study_loads_like_the_unpacked_one(small_study_dir, tmp_pa
 
     a, b = by_config(packed, packed.curves), by_config(apart, apart.curves)
     assert a[[*key, "step"]].equals(b[[*key, "step"]])
-    for col in ("recon", "kl", "C", kl_key(0)):  # each member is its solo trial, to rounding
-        assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-3, abs=1e-3)
+    # Each member is its solo trial: the same C at every step, the same first row to
+    # rounding. Later rows drift apart by more than rounding, and not from a fault: the
+    # capacity objective's gradient gamma * sign(KL - C) flips where KL sums to C in
+    # another order, and the solo trial's fused Adam rounds otherwise than the
+    # population's; by step 40 that is 0.25% of KL at gamma 100 (measured). The
+    # configurations differ from each other by far more (8% or over, at step 40).
+    assert a["C"].to_numpy() == pytest.approx(b["C"].to_numpy(), rel=1e-6)
+    first, last = a["step"] == a["step"].min(), a["step"] == a["step"].max()
+    for col in ("recon", "kl", kl_key(0)):
+        assert a[col][first].to_numpy() == pytest.approx(b[col][first].to_numpy(), rel=1e-4)
+        assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-2, abs=1e-3)
+    finals = b["kl"][last].to_numpy()
+    assert min(abs(x - y) / y for j, x in enumerate(finals) for y in finals[j + 1 :]) > 0.05
     assert packed.traversals(packed.trials["trial_id"].iloc[0]) is not None
 
 
@@ -156,6 +167,7 @@ def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster
     from study.runner import run_study
     from tests.helpers import KillAtStep, assert_rows_close, rows_of
     from trainables.config import TrialConfig
+    from trainables.population import Population
     from trainables.trainer import Trainer
 
     spec = validate(
@@ -171,9 +183,19 @@ def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster
     result = run_study(spec, callbacks=[kill.callback], progress=False, report=False)
     assert len(kill.killed) == 1
     assert [r.status for r in result.records] == ["TERMINATED"] * 2
-    for record in result.records:
+    # The reference is the same population never killed: its members share the killed
+    # one's kernels (Population's Adam, not torch's fused one), so a resume that restores
+    # every weight, moment, step and random stream gives the same numbers. A solo Trainer
+    # is no reference after step 20: its fused Adam rounds otherwise, and by step 30 the
+    # difference has grown past 1e-3 in a latent's KL (measured), killed or not.
+    configs = [TrialConfig.from_dict(r.config) for r in result.records]
+    never_killed = Population(configs)
+    reference: dict[int, list[dict]] = {i: [] for i in range(len(configs))}
+    never_killed.run(lambda i, row, due: reference[i].append(row))
+    for i, record in enumerate(result.records):
         member = Path(result.study_dir) / record.path
         reported = rows(member)
         assert [r["step"] for r in reported] == [10, 20, 30, 40]  # no step twice
-        solo = rows_of(Trainer(TrialConfig.from_dict(record.config)))
-        assert_rows_close(reported, solo, rel=1e-3)  # resumed exactly, as if never killed
+        assert_rows_close(reported, reference[i], rel=1e-5)  # resumed, as if never killed
+        solo = rows_of(Trainer(configs[i]))
+        assert_rows_close(reported[:1], solo[:1], rel=1e-5)  # and each member is its trial
