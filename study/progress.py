@@ -1,8 +1,11 @@
-"""Progress on the terminal while a study runs: one line per trial event, and a status
-line every few seconds (Tune's own tables are turned off: 50 MI columns do not fit)."""
+"""Progress on the terminal while a study runs: one line per trial event, a status
+line every few seconds (Tune's own tables are turned off: 50 MI columns do not fit), and,
+while trials wait for a node, a wait line that says for what (Tune's insufficient-
+resources warning and Ray's autoscaler events are folded into it: see study.runner)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,11 +15,61 @@ from ray import tune
 
 from analysis.contract import MEMBERS_KEY, format_value, last_line
 from analysis.switch_on import ACTIVE_NATS
+from study.spec import request_text
 from trainables.tune import ERROR_KEY
+
+WAIT_FIRST_S = 10.0  # no trial running this long, one pending and no node fits it: waiting
+WAIT_EVERY_S = 30.0
+NO_NODE_TYPE = "No available node types can fulfill resource request"
+RAY_STATUS_TIP = "Tip: use `ray status`"
+
+
+class AutoscalerEvents:
+    """Ray's autoscaler events, taken from the driver's log stream (study.runner) instead
+    of printed; the newest is folded into the wait line."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._newest: str | None = None
+
+    def add(self, line: str) -> None:
+        line = line.strip()
+        if line and not line.startswith(RAY_STATUS_TIP):
+            with self._lock:
+                self._newest = line
+
+    def newest(self) -> str | None:
+        with self._lock:
+            return self._newest
+
+    def clear(self) -> None:
+        with self._lock:
+            self._newest = None
+
+
+AUTOSCALER = AutoscalerEvents()
+
+
+def autoscaler_says(event: str) -> str:
+    """An autoscaler event, as the wait line ends."""
+    if NO_NODE_TYPE in event:  # a cluster whose workers join by hand says so every 35 s
+        return "; Ray's autoscaler can start no such node: join a worker (ray start --address)"
+    return f"; autoscaler: {event.removeprefix('Error: ').removeprefix('Warning: ')}"
 
 
 class Progress(tune.Callback):
-    def __init__(self, echo: Callable[[str], None], varied: Sequence[str], every_s: float = 15.0):
+    """``fits(cpu, gpu)``: whether a live node could take a trial that asks so much (None:
+    no wait lines)."""
+
+    def __init__(
+        self,
+        echo: Callable[[str], None],
+        varied: Sequence[str],
+        every_s: float = 15.0,
+        fits: Callable[[float, float], bool] | None = None,
+        wait_first_s: float = WAIT_FIRST_S,
+        wait_every_s: float = WAIT_EVERY_S,
+    ):
         self.echo = echo
         self.varied = list(varied)
         self.every_s = every_s
@@ -24,6 +77,10 @@ class Progress(tune.Callback):
         self.last_status = self.t0
         self.rows: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, str] = {}
+        self.fits = fits
+        self.wait_first_s, self.wait_every_s = wait_first_s, wait_every_s
+        self.waiting_since: float | None = None  # no trial running, some pending, since
+        self.next_wait_line = 0.0
 
     def _say(self, text: str) -> None:
         self.echo(f"[{time.monotonic() - self.t0:6.0f}s] {text}")
@@ -34,6 +91,30 @@ class Progress(tune.Callback):
             return f"{trial.trial_id} (population of {len(members)})"
         params = " ".join(f"{k}={format_value(trial.config.get(k))}" for k in self.varied)
         return f"{trial.trial_id} ({params})" if params else trial.trial_id
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        pending = [t for t in trials if t.status == "PENDING"]
+        if self.fits is None or not pending or any(t.status == "RUNNING" for t in trials):
+            self.waiting_since = None
+            return
+        now = time.monotonic()
+        if self.waiting_since is None:
+            self.waiting_since, self.next_wait_line = now, now + self.wait_first_s
+            AUTOSCALER.clear()  # what it said before is not about this wait
+        if now < self.next_wait_line:
+            return
+        cpu, gpu = _request(pending[0])
+        if self.fits(cpu, gpu):  # a node has room: the trial is starting, not waiting
+            self.next_wait_line = now + self.wait_first_s
+            return
+        self.next_wait_line = now + self.wait_every_s
+        n = len(pending)
+        event = AUTOSCALER.newest()
+        self._say(
+            f"waiting for a node with {request_text(cpu, gpu)} for {n} pending "
+            f"trial{'s' if n > 1 else ''}: {now - self.waiting_since:.0f} s"
+            + (autoscaler_says(event) if event else "")
+        )
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._say(f"start    {self._name(trial)}")
@@ -67,6 +148,15 @@ class Progress(tune.Callback):
             if row:
                 parts.append(f"{t.trial_id} {_row(row)}")
         return " | ".join(parts)
+
+
+def _request(trial) -> tuple[float, float]:
+    """The CPUs and GPUs a trial asks of one node."""
+    try:
+        asked = trial.placement_group_factory.required_resources
+    except AttributeError:
+        return 0.0, 0.0
+    return asked.get("CPU", 0), asked.get("GPU", 0)
 
 
 def _row(row: dict[str, Any]) -> str:

@@ -18,9 +18,13 @@ are, unfinished ones continue from their last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,9 +35,9 @@ from analysis import fs as storage
 from analysis.contract import OPTUNA_JOURNAL_FILE, STUDY_SPEC_FILE
 from study import records as rec
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
-from study.progress import Progress
+from study.progress import AUTOSCALER, Progress
 from study.search import journal_path, param_space, tune_config
-from study.spec import AUTO, Machine, Spec, SpecError, validate
+from study.spec import AUTO, Cluster, Machine, Node, Spec, SpecError, validate
 from trainables.tune import train, train_population
 
 
@@ -68,25 +72,92 @@ def connect(address: str | None = None) -> bool:
     # Ray notes at every start that token auth is on (its default): not a warning. The
     # warning that it is *off* stays.
     logging.getLogger(TOKEN_AUTH_LOGGER).addFilter(_not_the_token_auth_note)
+    # Tune warns every minute that no trial runs while trials wait for a node; the wait
+    # line of Progress says what they wait for instead
+    logging.getLogger(INSUFFICIENT_RESOURCES_LOGGER).addFilter(_not_the_wait_warning)
     target = address or os.environ.get("RAY_ADDRESS")
     if not target:  # "local": always a fresh Ray here, never a cluster that happens to run
         ray.init(address="local", include_dashboard=False, **quiet)
+        _fold_autoscaler_events()
         return True
     try:
-        ray.init(address=target, **quiet)
+        with _stderr_held():
+            ray.init(address=target, **quiet)
     except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as e:
         reason = str(e).strip().splitlines()[-1][:300]
         auth = os.environ.get("RAY_AUTH_MODE")
         hint = "" if auth else "; a cluster with token auth needs RAY_AUTH_MODE=token"
         raise JoinError(f"cannot join the Ray cluster at {target}: {reason}{hint}") from e
+    _fold_autoscaler_events()
     return True
 
 
 TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+INSUFFICIENT_RESOURCES_LOGGER = "ray.tune.execution.insufficient_resources_manager"
+PRINT_LOGS = "ray_print_logs"  # ray.init's handler that prints workers' and autoscaler lines
 
 
 def _not_the_token_auth_note(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def _not_the_wait_warning(record: logging.LogRecord) -> bool:
+    return "not having enough resources" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """Ray's C++ client writes each failed try to reach the GCS to file descriptor 2 (an
+    InvalidAuthToken line a second, for twenty seconds): while joining, fd 2 goes to a
+    file, dropped when the join fails (the JoinError says why), passed on when it works."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr to hold
+        yield
+        return
+    joined = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+            joined = True
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read()
+            if joined and text:
+                os.write(2, text)
+
+
+def _fold_autoscaler_events() -> None:
+    """Ray prints its autoscaler's events on the driver, "(autoscaler +35s) Error: No
+    available node types can fulfill resource request" every half minute while trials
+    wait on a cluster whose workers join by hand; they go to ``AUTOSCALER`` instead, and
+    Progress folds the newest into its wait line. Every other forwarded line prints."""
+    try:
+        from ray._private import worker as ray_worker
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+        printer = dict(dispatcher.handlers).get(PRINT_LOGS)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return  # another Ray: its lines print as they are
+    if printer is None or getattr(printer, "folds_autoscaler", False):
+        return
+
+    def handle(data: dict) -> None:
+        if data.get("pid") == "autoscaler":
+            for line in ray_worker.filter_autoscaler_events(data.get("lines", [])):
+                AUTOSCALER.add(line)
+        else:
+            printer(data)
+
+    handle.folds_autoscaler = True  # type: ignore[attr-defined]
+    dispatcher.remove_handler(PRINT_LOGS)  # and ray.shutdown removes ours by that name
+    dispatcher.add_handler(PRINT_LOGS, handle)
 
 
 def trainable(spec: Spec):
@@ -138,19 +209,103 @@ def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, ech
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # checkpoints of short trials force many state snapshots; Ray warns at every one
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    shown = [Progress(echo, [*spec.space, "seed"])] if progress else []
+    shown = [Progress(echo, [*spec.space, "seed"], fits=fits_a_live_node)] if progress else []
     SessionCallbacks.use([NoRetryAfterDivergence(), *shown, *callbacks])
 
 
-def with_cluster_gpus(spec: Spec) -> Spec:
-    """``resources.gpu: auto`` decided on the joined cluster: its GPUs (by Ray's count)."""
-    if spec.resources.gpu != AUTO:
-        return spec
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # the autoscaler's config on a `ray up` head
+WAIT_SAY_S = 30.0  # seconds between wait lines
+
+
+def with_cluster_resources(spec: Spec, here: bool, echo: Echo, poll_s: float = 2.0) -> Spec:
+    """``spec``'s resources checked against what Ray can give a trial, ``gpu: auto``
+    decided there: this machine when Ray was started ``here``, else the cluster's live
+    nodes and node types (``capacity``). A cluster with no worker yet and no node types
+    known decides ``gpu: auto`` when the first worker joins: this waits for it."""
+    raw = spec.to_dict()
+    start, said = time.monotonic(), None
+    while True:
+        checked = validate(raw, capacity(here))
+        if checked.resources.gpu != AUTO:
+            notes = tuple(dict.fromkeys((*spec.notes, *checked.notes)))
+            return dataclasses.replace(checked, notes=notes)
+        now = time.monotonic()
+        if said is None or now - said >= WAIT_SAY_S:
+            said = now
+            echo(
+                f"waiting for a worker to join, to decide resources.gpu: auto by its GPUs: "
+                f"{now - start:.0f} s"
+            )
+        time.sleep(poll_s)
+
+
+def capacity(here: bool) -> Machine | Cluster:
+    """What a trial may ask for: this machine's Ray (``here``), or the joined cluster."""
+    nodes = live_nodes()
+    if here:
+        return Machine(int(sum(n.cpus for n in nodes)), int(sum(n.gpus for n in nodes)))
+    return Cluster(nodes, node_types())
+
+
+def live_nodes() -> tuple[Node, ...]:
+    """The CPUs and GPUs of each live node of the cluster, by Ray's count."""
     import ray
 
-    total = ray.cluster_resources()
-    machine = Machine(cpus=int(total.get("CPU", 0)), gpus=int(total.get("GPU", 0)))
-    return validate(spec.to_dict(), machine)
+    return tuple(
+        Node(n.get("NodeManagerAddress", "?"), r.get("CPU", 0), r.get("GPU", 0))
+        for n in ray.nodes()
+        if n.get("Alive")
+        for r in [n.get("Resources") or {}]
+    )
+
+
+def fits_a_live_node(cpu: float, gpu: float) -> bool:
+    return any(n.fits(cpu, gpu) for n in live_nodes())
+
+
+def node_types(bootstrap: str = BOOTSTRAP_CONFIG) -> tuple[Node, ...] | None:
+    """The node types the cluster's autoscaler may start, where Ray tells them: the
+    cluster config in the GCS (KubeRay's autoscaler writes it), else the autoscaler's
+    config on this head (``ray up`` leaves it at ``bootstrap``); None when neither is
+    there (a cluster whose workers join by hand)."""
+    from ray._private.state import state
+
+    try:
+        config = state.get_cluster_config()
+    except Exception:  # an older GCS without it: the config file below may still be there
+        config = None
+    if config is not None and config.node_group_configs:
+        return tuple(
+            Node(g.name, g.resources.get("CPU", 0), g.resources.get("GPU", 0))
+            for g in config.node_group_configs
+            if g.max_count != 0
+        )
+    path = os.path.expanduser(bootstrap)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return node_types_of_config(yaml.safe_load(f))
+
+
+def node_types_of_config(config: object) -> tuple[Node, ...] | None:
+    """The node types of a cluster launcher config (``available_node_types``) that its
+    autoscaler may start: the head's, and the workers' of max_workers > 0 (the cluster's
+    max_workers by default). None when a worker type's resources are not filled in."""
+    if not isinstance(config, dict) or not isinstance(config.get("available_node_types"), dict):
+        return None
+    head, most = config.get("head_node_type"), config.get("max_workers", 2)
+    out = []
+    for name, kind in config["available_node_types"].items():
+        resources = (kind or {}).get("resources") or {}
+        if name != head:
+            if not most or not (kind or {}).get("max_workers", most):
+                continue  # never started
+            if not resources:
+                return None  # detected at launch: not known here
+        elif not resources:
+            continue  # the head is a live node: counted there
+        out.append(Node(name, resources.get("CPU", 0), resources.get("GPU", 0)))
+    return tuple(out)
 
 
 def cluster_hosts() -> set[str]:
@@ -195,7 +350,7 @@ def run_study(
     """Run a new study; returns its records once every trial has ended (or on Ctrl-C)."""
     started = connect(address)  # first: a cluster that cannot be joined leaves no folder
     try:
-        spec = fresh_study(with_cluster_gpus(spec))
+        spec = fresh_study(with_cluster_resources(spec, _here(address, started), echo))
         check_storage_reaches(spec, cluster_hosts())
         for note in spec.notes:
             echo(note)
@@ -239,6 +394,8 @@ def resume_study(
     started = connect(address)
     _session(spec, callbacks, progress, echo)
     try:
+        for note in with_cluster_resources(spec, _here(address, started), echo).notes:
+            echo(note)
         check_storage_reaches(spec, cluster_hosts())
         if not tune.Tuner.can_restore(study_dir):
             raise SpecError(f"--resume {study_dir}: Ray's experiment state is not there")
@@ -293,6 +450,11 @@ def build_report(spec: Spec, study_dir: str, echo: Echo) -> str | None:
         return None
     echo(f"report: {path}")
     return path
+
+
+def _here(address: str | None, started: bool) -> bool:
+    """Ray was started on this machine by ``connect`` (not joined, not already running)."""
+    return started and not (address or os.environ.get("RAY_ADDRESS"))
 
 
 def _disconnect(started: bool) -> None:

@@ -7,7 +7,8 @@ defaults the YAML's defaults, and ``to_dict`` walks them back into YAML.
 
 The whole spec is checked here, before Ray starts: unknown keys, wrong types,
 out-of-range values (through TrialConfig, on every grid point or distribution end),
-unknown metric names, a distribution in a grid study, resources above the machine.
+unknown metric names, a distribution in a grid study, resources above the machine (or,
+once joined, beyond any node the cluster has or can start: ``Cluster``).
 Every problem is a ``SpecError`` whose one-line message names the field (its ``key``).
 """
 
@@ -56,7 +57,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class Machine:
-    """What a trial may ask for: this machine's CPUs and GPUs (None: a cluster's)."""
+    """What a trial may ask for when Ray runs here: this machine's CPUs and GPUs."""
 
     cpus: int
     gpus: int
@@ -66,6 +67,52 @@ class Machine:
         import torch
 
         return cls(os.cpu_count() or 1, torch.cuda.device_count())
+
+
+class Node(typing.NamedTuple):
+    """One node of a cluster, or one node type its autoscaler may start."""
+
+    name: str
+    cpus: float
+    gpus: float
+
+    def fits(self, cpu: float, gpu: float) -> bool:
+        return self.cpus >= cpu and self.gpus >= gpu
+
+    def __str__(self) -> str:
+        return f"{self.name}: {_amount(self.cpus, 'CPU')}, {_amount(self.gpus, 'GPU')}"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What a joined Ray cluster can give a trial (one trial runs on one node): its live
+    nodes and the node types its autoscaler may start; ``node_types`` None when Ray
+    knows none (a cluster whose workers join by hand)."""
+
+    nodes: tuple[Node, ...] = ()
+    node_types: tuple[Node, ...] | None = None
+
+    @property
+    def has_gpus(self) -> bool:
+        return any(n.gpus > 0 for n in (*self.nodes, *(self.node_types or ())))
+
+    @property
+    def has_workers(self) -> bool:
+        """A node that runs trials is there or may be started (CPUs or GPUs)."""
+        return any(n.cpus > 0 or n.gpus > 0 for n in (*self.nodes, *(self.node_types or ())))
+
+    def fits(self, cpu: float, gpu: float) -> bool:
+        """A live node, or a node type, has room for one trial asking ``cpu``, ``gpu``."""
+        return any(n.fits(cpu, gpu) for n in (*self.nodes, *(self.node_types or ())))
+
+
+def request_text(cpu: float, gpu: float) -> str:
+    """What a trial asks for, as the wait lines say it: "1 CPU, 0.25 GPU"."""
+    return ", ".join(_amount(n, unit) for n, unit in ((cpu, "CPU"), (gpu, "GPU")) if n) or "nothing"
+
+
+def _amount(n: float, unit: str) -> str:
+    return f"{float(n):g} {unit}"
 
 
 # ---- the spec: one dataclass per YAML section; its fields are the keys and defaults ----
@@ -246,7 +293,9 @@ def load_spec(
 # ---- validation ------------------------------------------------------------------------
 
 
-def validate(raw: dict[str, Any], machine: Machine | None = None) -> Spec:
+def validate(raw: dict[str, Any], machine: Machine | Cluster | None = None) -> Spec:
+    """The checked ``Spec`` of a raw spec; resources are checked against ``machine``
+    (this machine, a joined cluster, or None: not yet known)."""
     top = _section(Spec, raw, "")
     name = top["name"]
     if not isinstance(name, str) or not _NAME.match(name):
@@ -333,7 +382,9 @@ def _search(given: dict[str, Any]) -> Search:
     )
 
 
-def _resources(given: dict[str, Any], machine: Machine | None, notes: list[str]) -> Resources:
+def _resources(
+    given: dict[str, Any], machine: Machine | Cluster | None, notes: list[str]
+) -> Resources:
     cpu = _number("resources.cpu", given["cpu"], low=0, strict=True)
     population = _int("resources.population", given["population"], 1)
     gpu: float | str
@@ -349,7 +400,9 @@ def _resources(given: dict[str, Any], machine: Machine | None, notes: list[str])
         raise SpecError(
             f"resources.gpu={gpu}: fractions are for less than one GPU", "resources.gpu"
         )
-    if machine is not None and gpu != AUTO:
+    if isinstance(machine, Cluster) and gpu != AUTO:
+        _fits_the_cluster(cpu, gpu, machine, notes)
+    elif machine is not None and gpu != AUTO:
         if gpu > machine.gpus:
             hint = (
                 "; to train on the CPU instead, add --set resources.gpu=0"
@@ -366,6 +419,33 @@ def _resources(given: dict[str, Any], machine: Machine | None, notes: list[str])
                 "resources.cpu",
             )
     return Resources(cpu=cpu, gpu=gpu, population=population)
+
+
+def _fits_the_cluster(cpu: float, gpu: float, cluster: Cluster, notes: list[str]) -> None:
+    """A request no live node and no node type can take is refused; one that no node
+    takes yet waits: for the autoscaler to start a node, or (node types unknown) for a
+    worker to join."""
+    if any(n.fits(cpu, gpu) for n in cluster.nodes):
+        return
+    need = request_text(cpu, gpu)
+    if cluster.node_types is None:
+        notes.append(f"no node of the cluster has {need} yet: the trials wait for one to join")
+        return
+    if cluster.fits(cpu, gpu):
+        return  # the autoscaler starts one; the progress lines say so while they wait
+    kinds = [*cluster.nodes, *cluster.node_types]
+    if gpu and not any(n.gpus >= gpu for n in kinds):
+        key, most = "resources.gpu", max((n.gpus for n in kinds), default=0)
+        hint = f"add --set {key}={most:g} or less" if most else f"add --set {key}=0 (the CPU)"
+    else:
+        key, most = "resources.cpu", max((n.cpus for n in kinds if n.gpus >= gpu), default=0)
+        hint = f"add --set {key}={most:g} or less" if most else "give the cluster CPU workers"
+    listed = "; ".join(str(n) for n in cluster.node_types) or "none"
+    raise SpecError(
+        f"resources: {need} per trial fits no node the cluster has or can start "
+        f"(node types {listed}); {hint}",
+        key,
+    )
 
 
 def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -428,13 +508,24 @@ def _tracking(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def auto_gpu(machine: Machine | None, population: int, notes: list[str]) -> float | str:
+def auto_gpu(machine: Machine | Cluster | None, population: int, notes: list[str]) -> float | str:
     """``resources.gpu: auto`` on ``machine``: a quarter GPU per trial (a whole one per
     population) where it has GPUs, 0 where it has none (with a note saying so); still
-    ``auto`` while it is not known (a cluster: decided once joined)."""
+    ``auto`` while it is not known (not joined yet, or a cluster with no worker and no
+    node types yet). A cluster has GPUs when a live node or a node type its autoscaler
+    may start has them."""
     if machine is None:
         return AUTO
-    if machine.gpus == 0:
+    if isinstance(machine, Cluster):
+        if not machine.has_gpus and not machine.has_workers:
+            return AUTO  # nothing to decide by: the runner waits for a worker to join
+        if not machine.has_gpus:
+            notes.append(
+                "resources.gpu: auto -> 0: no GPU on the cluster's nodes or node types, "
+                "the trials train on the CPU"
+            )
+            return 0.0
+    elif machine.gpus == 0:
         notes.append("resources.gpu: auto -> 0: no GPU here, the trials train on the CPU")
         return 0.0
     return 1.0 if population > 1 else AUTO_GPU_SHARE
