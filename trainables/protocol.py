@@ -150,7 +150,8 @@ def protocol_lines(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> list[s
     if never:
         lines.append(
             f"never opened within the budget, in any seed: {', '.join(never)} (no order is "
-            "claimed for them)"
+            "claimed for them; as the probe reads them, and it undershoots shape and "
+            "orientation: README, 'The per-factor estimates undershoot')"
         )
     pairs = so.pairwise_order(so.group_switch_on(factors)).table
     lines.append(
