@@ -131,6 +131,9 @@ def info_key(i: int) -> str:
 
 
 INFO_X = "info_x"  # lower bound on I(x; z) of the whole code (nats)
+# info_x and info_z{i} are read on the first this many probe inputs (cost ~ n^2): each is
+# a contrastive bound, at most ln of that number (fewer when probe_points is smaller)
+INFO_X_POINTS = 512
 
 
 def factor_info_key(factor: str) -> str:

@@ -43,7 +43,7 @@ from analysis import frontier as fr
 from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
-from analysis.contract import FINISHED, INFO_X, MEAN_IMAGE_RECON, format_value
+from analysis.contract import FINISHED, INFO_X, INFO_X_POINTS, MEAN_IMAGE_RECON, format_value
 from analysis.fs import ReportInputError, writable_folder
 from analysis.load import Study, load_study
 
@@ -189,11 +189,14 @@ def capacity_tracking(study: Study) -> pd.DataFrame:
     judged &= kl.notna() & cap.notna()
     near = (kl - cap).abs() <= TRACK_NATS
     info = c[INFO_X].astype(float) if INFO_X in c else pd.Series(np.nan, index=c.index)
-    probe = pd.Series(np.nan, index=c.index)
+    # the bound's ceiling: ln of the probe inputs it reads (INFO_X_POINTS, fewer when the
+    # trial's probe_points is smaller; a trial that leaves it out has the default, more)
+    points = pd.Series(float(INFO_X_POINTS), index=capacity.index)
     if "config/probe_points" in capacity:
-        points = pd.to_numeric(capacity["config/probe_points"], errors="coerce")
-        probe = c["trial_id"].map(np.log(points.where(points > 0)))  # the bound's ceiling
-    reads = np.minimum(np.minimum(cap, probe.fillna(np.inf)), DATA_ENTROPY)
+        given = pd.to_numeric(capacity["config/probe_points"], errors="coerce")
+        points = np.minimum(given.where(given > 0).fillna(INFO_X_POINTS), INFO_X_POINTS)
+    probe = c["trial_id"].map(np.log(points))
+    reads = np.minimum(np.minimum(cap, probe), DATA_ENTROPY)
     measured = judged & info.notna()
     little = measured & near & (cap > EMPTY_MIN_C) & (info < EMPTY_SHARE * reads)
     flags = pd.DataFrame(

@@ -35,7 +35,11 @@ def _study(trials: dict[str, dict]) -> Study:
                 "status": "TERMINATED",
                 "n_reports": len(cap),
                 "config/objective": t.get("objective", "capacity"),
-                "config/probe_points": t.get("probe", 1024),
+                **(
+                    {}
+                    if t.get("probe") == "default"
+                    else {"config/probe_points": t.get("probe", 1024)}
+                ),
             }
         )
     empty = pd.DataFrame()
@@ -81,6 +85,25 @@ def test_little_information_is_not_read_at_low_c_or_off_c():
     assert table["little"].tolist() == [0.0, 0.0]
     assert table["empty"].tolist() == [False, False]
     assert table["untracked"].tolist() == [False, True]
+
+
+def test_a_trial_with_the_default_probe_is_read_against_its_bounds_ceiling():
+    # probe_points left out (a study that keeps the default): info_x reads at most
+    # ln INFO_X_POINTS = ln 512 = 6.24 nats, so a C-16 trial at 6.2 nats told what the
+    # bound can read (the quick preset's c_max=16 trials were flagged before); 2 nats is little
+    from analysis.contract import INFO_X_POINTS
+
+    c16 = np.linspace(1.5, 16.0, len(C))
+    ceiling = np.minimum(c16, np.log(INFO_X_POINTS)) - 0.05
+    trials = {
+        "at_ceiling": {"C": c16, "probe": "default", "info": ceiling},
+        "little": {"C": c16, "probe": "default", "info": np.minimum(ceiling, 2.0)},
+    }
+    study = _study(trials)
+    assert "config/probe_points" not in study.trials
+    table = report.capacity_tracking(study)
+    assert table["empty"].tolist() == [False, True]
+    assert table["little"].iloc[0] == 0.0
 
 
 def test_the_warnings_name_the_trials():

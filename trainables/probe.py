@@ -13,6 +13,7 @@ import torch
 
 from analysis.contract import (
     INFO_X,
+    INFO_X_POINTS,
     factor_info_key,
     info_key,
     latent_factor_info_key,
@@ -22,7 +23,7 @@ from analysis.metrics.information import factor_information_bounds, input_inform
 from trainables.data import DSprites
 
 PROBE_SEED = 7_919  # mixed with the trial's seed: the probe set never overlaps a batch stream
-INPUT_INFO_POINTS = 512  # I(x; z) bounds use this many probe points (cost ~ n^2; bound <= ln n)
+INPUT_INFO_POINTS = INFO_X_POINTS  # I(x; z) bounds read this many probe inputs
 
 
 class Probe:
