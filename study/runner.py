@@ -82,6 +82,7 @@ def connect(address: str | None = None) -> bool:
         return True
     try:
         with _stderr_held():
+            _refused_at_once(target)
             ray.init(address=target, **quiet)
     except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as e:
         reason = str(e).strip().splitlines()[-1][:300]
@@ -90,6 +91,44 @@ def connect(address: str | None = None) -> bool:
         raise JoinError(f"cannot join the Ray cluster at {target}: {reason}{hint}") from e
     _fold_autoscaler_events()
     return True
+
+
+AUTH_PROBE_S = 5.0  # seconds the token check before ray.init may take
+
+
+def _refused_at_once(target: str) -> None:
+    """Raise Ray's AuthenticationError if the cluster at ``target`` refuses this process's
+    token (or its lack of one). ray.init finds that out only after 25 s of retries; a
+    bare GCS client is told at once. Run on a thread (the client releases the GIL): an
+    address that does not answer is left to ray.init, after ``AUTH_PROBE_S``."""
+    import threading
+
+    import ray
+    from ray._private import services
+
+    try:
+        from ray._raylet import GcsClient
+
+        address = services.canonicalize_bootstrap_address(target)
+    except Exception:  # another Ray, or an address only ray.init understands
+        return
+    if not address:
+        return
+    refused: list[BaseException] = []
+
+    def probe() -> None:
+        try:
+            GcsClient(address=address)
+        except ray.exceptions.AuthenticationError as e:
+            refused.append(e)
+        except Exception:  # unreachable, or anything else: ray.init says what
+            pass
+
+    thread = threading.Thread(target=probe, name="betastudy-auth-probe", daemon=True)
+    thread.start()
+    thread.join(AUTH_PROBE_S)
+    if refused:
+        raise refused[0]
 
 
 TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
