@@ -194,13 +194,22 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _processes_of(tag: str) -> list[int]:
-    found = []
+    """The processes whose command line names ``tag``, and their descendants (a raylet's
+    agents retitle themselves "ray::DashboardAgent": their command lines name nothing)."""
+    found, parent = set(), {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit() and int(proc.name) != os.getpid():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (proc / "stat").read_text()
+                parent[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
                 if tag.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-    return found
+                    found.add(int(proc.name))
+    grew = True
+    while grew:
+        more = {pid for pid, ppid in parent.items() if ppid in found} - found
+        found |= more
+        grew = bool(more)
+    return sorted(found)
 
 
 def _stop_cluster(temp_dir: str) -> None:
