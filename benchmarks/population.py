@@ -2,8 +2,8 @@
 
     python benchmarks/population.py [--sizes 1,4,16,64] [--steps N] [--rounds 3]
 
-For each variant (CUDA: eager vmap, a CUDA graph of the population step, graph + bf16;
-a CPU: the loop and vmap forwards), aggregate images/s of a population of K against
+For each variant (CUDA: eager vmap, a CUDA graph of the population step, graph + bf16,
+graph in NCHW; a CPU: the loop and vmap forwards), aggregate images/s of a population of K against
 the same K members trained as solo trials one after another, interleaved in one run
 (``betastudy bench population`` times one variant). Then what the best measured
 aggregate rate means for a 64-configuration x 100k-step study (a projection from the
@@ -41,6 +41,8 @@ def main() -> None:
             ("vmap", {}),
             ("vmap", {"cuda_graph": True}),
             ("vmap", {"cuda_graph": True, "precision": "bf16"}),
+            # cuDNN's grouped convolutions have slow weight gradients in channels_last
+            ("vmap", {"cuda_graph": True, "channels_last": False}),
         ]
     else:
         variants = [("loop", {}), ("vmap", {})]
