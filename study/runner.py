@@ -30,15 +30,24 @@ from dataclasses import dataclass
 
 import yaml
 from ray import tune
+from ray.tune.logger import LoggerCallback
 
 from analysis import fs as storage
-from analysis.contract import OPTUNA_JOURNAL_FILE, STUDY_SPEC_FILE
+from analysis.contract import (
+    MEMBERS_KEY,
+    OPTUNA_JOURNAL_FILE,
+    PARAMS_FILE,
+    RESULT_FILE,
+    STUDY_SPEC_FILE,
+    member_dirname,
+    member_id,
+)
 from study import records as rec
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import AUTOSCALER, Progress
 from study.search import journal_path, param_space, tune_config
-from study.spec import AUTO, Cluster, Machine, Node, Spec, SpecError, validate
-from trainables.tune import train, train_population
+from study.spec import AUTO, Cluster, Machine, Node, Spec, SpecError, validate, wandb_mode
+from trainables.tune import MEMBER_RESULTS_KEY, STUDY_DIR_KEY, train, train_population
 
 
 class JoinError(ConnectionError):
@@ -216,15 +225,23 @@ def run_config(spec: Spec) -> tune.RunConfig:
 
 
 MLFLOW_DIR = "mlruns"  # in a local study directory, unless MLFLOW_TRACKING_URI says where
+WANDB_DIR = "wandb"  # W&B's run folders, in a local study directory (wandb.init's dir=)
 
 
 def trackers(spec: Spec) -> list[tune.Callback]:
     """Ray Tune's logger callbacks for ``spec.tracking`` (TensorBoard needs none: Ray
     writes its event files into every trial folder already). MLflow: one run per trial,
     its config as parameters and every row's numbers as metrics, in MLFLOW_TRACKING_URI
-    or a file store in the study directory."""
-    if "mlflow" not in spec.tracking:
-        return []
+    or a file store in the study directory. W&B: ``WandbTracking``."""
+    out: list[tune.Callback] = []
+    if "mlflow" in spec.tracking:
+        out.append(_mlflow(spec))
+    if "wandb" in spec.tracking:
+        out.append(WandbTracking(spec.name, wandb_dir(spec), wandb_mode()))
+    return out
+
+
+def _mlflow(spec: Spec) -> tune.Callback:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -236,7 +253,131 @@ def trackers(spec: Spec) -> list[tune.Callback]:
             )
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for it
         uri = "file:" + storage.join_location(spec.storage, spec.name, MLFLOW_DIR)
-    return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.name)]
+    return MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.name)
+
+
+def wandb_dir(spec: Spec) -> str:
+    """Where W&B writes its run folders (``wandb/`` inside): the study directory, or for
+    cloud storage a folder beside the driver (W&B writes local files only)."""
+    if storage.is_local(spec.storage):
+        return storage.join_location(spec.storage, spec.name)
+    cache = os.environ.get("BETASTUDY_CACHE") or os.path.expanduser("~/.cache/betastudy")
+    return os.path.join(cache, WANDB_DIR, spec.name)
+
+
+class WandbTracking(LoggerCallback):
+    """W&B through Ray Tune's own WandbLoggerCallback: a run per Ray trial in project
+    ``project`` (its config, every reported row), ``mode`` as ``wandb_mode`` decided, the
+    run folders in ``directory``/wandb. Ray's callback is made in ``setup`` (importing it
+    imports wandb). A packed study's members are not Ray trials: its runs are the
+    populations' (their summary rows), and when a population ends each member becomes a
+    run of its own, id and name its trial id, its rows logged from its folder
+    (``log_member_runs``, a task on the driver's node, as Ray's logging actors)."""
+
+    EXCLUDED = (MEMBERS_KEY, STUDY_DIR_KEY, MEMBER_RESULTS_KEY)  # config and result keys
+
+    def __init__(self, project: str, directory: str, mode: str) -> None:
+        self.project, self.directory, self.mode = project, directory, mode
+        self._ray: LoggerCallback | None = None
+        self._members: list = []  # the member-logging tasks' ObjectRefs
+
+    def setup(self, *args, **kwargs) -> None:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        os.makedirs(self.directory, exist_ok=True)
+        self._ray = WandbLoggerCallback(
+            project=self.project, excludes=list(self.EXCLUDED), **self._init_kwargs()
+        )
+        saved = os.environ.get("WANDB_MODE")
+        os.environ["WANDB_MODE"] = self.mode  # Ray asks for an API key unless offline
+        try:
+            self._ray.setup(*args, **kwargs)
+        finally:
+            if saved is None:
+                os.environ.pop("WANDB_MODE", None)
+            else:
+                os.environ["WANDB_MODE"] = saved
+
+    def _init_kwargs(self) -> dict:
+        """wandb.init's arguments for every run: silent, as the study's output is its own
+        (each run would print its folder and a summary); ``reinit`` as Ray's True means
+        it, in the words wandb no longer warns about."""
+        return {
+            "dir": self.directory,
+            "mode": self.mode,
+            "settings": {"silent": True},
+            "reinit": "finish_previous",
+        }
+
+    def log_trial_start(self, trial) -> None:
+        self._ray.log_trial_start(trial)
+
+    def log_trial_restore(self, trial) -> None:
+        self._ray.log_trial_restore(trial)
+
+    def log_trial_save(self, trial) -> None:
+        self._ray.log_trial_save(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        self._ray.log_trial_result(iteration, trial, result)
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        self._ray.log_trial_end(trial, failed)
+        members = trial.config.get(MEMBERS_KEY)
+        if members and trial.config.get(STUDY_DIR_KEY):
+            import ray
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), False)
+            task = ray.remote(num_cpus=0, scheduling_strategy=here)(log_member_runs)
+            population = storage.join_location(
+                trial.config[STUDY_DIR_KEY], trial.storage.trial_dir_name
+            )
+            init = {"project": self.project, "group": trial.experiment_dir_name}
+            init.update(self._init_kwargs())
+            self._members.append(task.remote(init, trial.trial_id, population, len(members)))
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._ray.on_experiment_end(trials, **info)
+        if self._members:
+            import ray
+
+            done, _ = ray.wait(self._members, num_returns=len(self._members), timeout=MEMBER_RUNS_S)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except Exception as e:  # the study's results stand; say what W&B lacks
+                    logging.getLogger(__name__).warning("W&B member runs: %s", e)
+            self._members = []
+
+
+MEMBER_RUNS_S = 600.0  # at most this long, at the end, for the members' W&B runs
+
+
+def log_member_runs(init: dict, population_id: str, location: str, n: int) -> None:
+    """The ``n`` members of the population at ``location`` (its folder in the study), each
+    a W&B run (``init``: wandb.init's project, group, dir ...): id and name its trial
+    id, its params.json as config, each row's numbers logged at its row number (Ray logs
+    a trial's rows at their training_iteration)."""
+    import json
+
+    import wandb
+
+    for j in range(n):
+        folder = storage.join_location(location, member_dirname(j))
+        if not storage.exists(storage.join_location(folder, RESULT_FILE)):
+            continue  # it never reported
+        text = storage.read_text(storage.join_location(folder, RESULT_FILE))
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        config = json.loads(storage.read_text(storage.join_location(folder, PARAMS_FILE)))
+        name = member_id(population_id, j)
+        run = wandb.init(**init, id=name, name=name, job_type="member", config=config)
+        for i, row in enumerate(rows, 1):
+            numbers = {
+                k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "diverged"
+            }
+            run.log(numbers, step=i)
+        run.finish()
 
 
 def _session(spec: Spec, callbacks: Sequence[tune.Callback], progress: bool, echo: Echo) -> None:

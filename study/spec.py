@@ -42,7 +42,8 @@ class SpecError(ValueError):
 MODES = ("grid", "optuna")
 SAMPLERS = ("tpe", "nsga2", "gp")
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs")
-TRACKERS = ("tensorboard", "mlflow")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+WANDB_MODES = ("online", "offline", "disabled")  # WANDB_MODE values tracking: wandb takes
 UNSEARCHED = {
     "seed": "replicates are set by seeds",
     "checkpoint_every": "set checkpoint_every at the top level",
@@ -191,7 +192,7 @@ class Spec:
     max_failures: int = 2
     """Times Ray restarts a failed trial from its last checkpoint."""
     tracking: tuple[str, ...] = ()
-    """Experiment trackers fed as trials report: tensorboard, mlflow."""
+    """Experiment trackers fed as trials report: tensorboard, mlflow, wandb."""
     notes: tuple[str, ...] = field(default=(), metadata={"yaml": False})
     """What validation decided for the user (gpu: auto), printed at the start."""
 
@@ -488,24 +489,71 @@ def _storage(value: Any) -> str:
 
 
 def _tracking(value: Any) -> tuple[str, ...]:
-    """``tracking: [tensorboard, mlflow]``: TensorBoard files are always written (Ray's
-    logger, and the population members'); mlflow logs every trial as an MLflow run."""
+    """``tracking: [tensorboard, mlflow, wandb]``: TensorBoard files are always written
+    (Ray's logger, and the population members'); mlflow logs every trial as an MLflow
+    run, wandb as a W&B run (``wandb_mode`` says whether online)."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise SpecError(f"tracking={value!r}: expected a list of {', '.join(TRACKERS)}", "tracking")
     for name in value:
         _one_of("tracking", name, TRACKERS)
-    if "mlflow" in value:
-        import importlib.util
+    import importlib.util
 
-        if importlib.util.find_spec("mlflow") is None:
+    for name, package in (("mlflow", "mlflow-skinny"), ("wandb", "wandb")):
+        if name in value and importlib.util.find_spec(name) is None:
             raise SpecError(
-                "tracking: mlflow needs the mlflow package; pip install mlflow-skinny "
-                "(or remove mlflow from tracking)",
+                f"tracking: {name} needs the {name} package; pip install {package} "
+                f"(or remove {name} from tracking)",
                 "tracking",
             )
+    if "wandb" in value:
+        wandb_mode()
     return tuple(dict.fromkeys(value))
+
+
+def wandb_mode() -> str:
+    """How ``tracking: wandb`` logs, from this process's environment: WANDB_MODE when set
+    (one of ``WANDB_MODES``), else online when W&B has an API key here (WANDB_API_KEY,
+    ``wandb login``), else offline: run files on disk, no key, no network."""
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode and mode not in WANDB_MODES:
+        raise SpecError(
+            f"tracking: wandb: WANDB_MODE={mode!r}: expected one of {', '.join(WANDB_MODES)}",
+            "tracking",
+        )
+    if mode in ("offline", "disabled"):
+        return mode
+    if _wandb_key():
+        return "online"
+    if mode == "online":
+        raise SpecError(
+            "tracking: wandb with WANDB_MODE=online needs an API key: set WANDB_API_KEY or "
+            "run wandb login (or unset WANDB_MODE to log offline)",
+            "tracking",
+        )
+    return "offline"
+
+
+def _wandb_key() -> bool:
+    """Whether W&B has an API key here (WANDB_API_KEY, ``wandb login``), without network."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import wandb
+
+    try:
+        return bool(wandb.login(prompt=False, verify=False))
+    except TypeError:  # a wandb without login(prompt=): the netrc `wandb login` writes
+        import netrc
+        from urllib.parse import urlparse
+
+        host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+        try:
+            return netrc.netrc(os.environ.get("NETRC")).authenticators(host or "") is not None
+        except (OSError, netrc.NetrcParseError):
+            return False
+    except Exception:  # W&B's own settings unreadable: no key it could use
+        return False
 
 
 def auto_gpu(machine: Machine | Cluster | None, population: int, notes: list[str]) -> float | str:

@@ -173,6 +173,8 @@ BAD = [
     (["--set", "trial.c_max=5"], ["trial.c_max", "also searched"]),
     (["--set", "trial.checkpoint_every=5"], ["trial.checkpoint_every", "top level"]),
     (["--set", "storage=ftp://host/x"], ["storage", "scheme 'ftp'"]),
+    (["--set", "tracking=[wandb, comet]"], ["tracking='comet'", "tensorboard, mlflow, wandb"]),
+    (["--set", "tracking={wandb: 1}"], ["tracking=", "expected a list of"]),
     (["--set", "name=a b"], ["name="]),
     (["--set", "trial"], ["--set 'trial'", "key=value"]),
 ]
@@ -269,10 +271,46 @@ def test_local_storage_is_refused_when_trials_run_on_other_hosts(tmp_path):
     check_storage_reaches(validate({"storage": "s3://bucket/runs"}), two, str(mounts))
 
 
-def test_tracking_names_known_trackers():
+def test_tracking_names_known_trackers(monkeypatch):
     assert validate({"tracking": ["tensorboard"]}).tracking == ("tensorboard",)
-    with pytest.raises(SpecError, match="tracking='wandb': expected one of"):
-        validate({"tracking": ["wandb"]})
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert validate({"tracking": "wandb"}).tracking == ("wandb",)
+    with pytest.raises(SpecError, match="tracking='comet': expected one of .*wandb"):
+        validate({"tracking": ["comet"]})
+
+
+def test_wandb_logs_offline_without_an_api_key(monkeypatch):
+    import study.spec
+
+    for name in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(study.spec, "_wandb_key", lambda: False)  # whatever this machine has
+    assert study.spec.wandb_mode() == "offline"
+    monkeypatch.undo()
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert study.spec.wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # the user's choice wins
+    assert study.spec.wandb_mode() == "disabled"
+
+
+def test_bad_wandb_tracking_is_one_line_exit_2(tmp_path, monkeypatch):
+    import importlib.util
+
+    import study.spec
+
+    where = ["--set", f"storage={tmp_path / 'runs'}", "--set", "tracking=[wandb]"]
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setattr(study.spec, "_wandb_key", lambda: False)
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert_bad(run("quick", *where), "tracking: wandb with WANDB_MODE=online needs an API key")
+    monkeypatch.setenv("WANDB_MODE", "sometimes")
+    assert_bad(run("quick", *where), "WANDB_MODE='sometimes'", "online, offline, disabled")
+    real = importlib.util.find_spec
+    absent = lambda name, *a: None if name == "wandb" else real(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", absent)
+    assert_bad(run("quick", *where), "tracking: wandb needs the wandb package; pip install wandb")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_spec_sections_are_dataclasses_whose_fields_are_the_yaml_keys():

@@ -9,7 +9,9 @@ directory may be local or behind a URI (pyarrow's file systems, as Ray's storage
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +57,8 @@ class MemberFolder:
         self.started = time.monotonic()
         self.earlier_s = 0.0  # training time of earlier runs (a restart resumes it)
         self._writer: Any = None  # TensorBoard's, opened at the first row
+        self._events: str | None = None  # its local folder in a cloud study (uploaded)
+        self._event_files = 0  # files started there: one per upload
         self.fs.create_dir(self.path, recursive=True)
         self._write(PARAMS_FILE, json.dumps(cfg.to_dict(), indent=1) + "\n")
 
@@ -66,14 +70,16 @@ class MemberFolder:
 
     def add_row(self, row: Row) -> None:
         """Append a row, with its trial's training time so far (Ray's ``time_total_s``,
-        which every row of an unpacked trial carries), to result.json and, in a local
-        study, to TensorBoard event files (as Ray's logger writes an unpacked trial's)."""
+        which every row of an unpacked trial carries), to result.json and to TensorBoard
+        event files (as Ray's logger writes an unpacked trial's). In a cloud study both
+        reach the member's folder at each checkpoint (``_flush_rows``) and at ``close``:
+        the event files are written in a local folder and uploaded (``_upload_events``)."""
         row = {**row, TIME_KEY: round(self.earlier_s + time.monotonic() - self.started, 3)}
         self.rows.append(row)
         if self.local:  # a line at a time, as a solo trial's result.json grows
             with open(self._p(RESULT_FILE), "a") as f:
                 f.write(json.dumps(row) + "\n")
-            self._tensorboard(row)
+        self._tensorboard(row)
 
     def _tensorboard(self, row: Row) -> None:
         try:
@@ -81,7 +87,13 @@ class MemberFolder:
         except ImportError:
             return
         if self._writer is None:
-            self._writer = SummaryWriter(self.path, flush_secs=30)
+            if self.local:
+                self._writer = SummaryWriter(self.path, flush_secs=30)
+            else:  # named by pid and number: no file, of this run or a restart's, replaced
+                self._events = self._events or tempfile.mkdtemp(prefix="betastudy-events-")
+                self._event_files += 1
+                suffix = f".{os.getpid()}.{self._event_files:04d}"
+                self._writer = SummaryWriter(self._events, flush_secs=30, filename_suffix=suffix)
         step = int(row["step"])
         for key, value in row.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
@@ -101,6 +113,17 @@ class MemberFolder:
             self._flush_rows()
         for old in self._checkpoints()[:-KEPT]:
             self.fs.delete_dir(self._p(old))
+
+    def close(self) -> None:
+        """Close the TensorBoard writer (its events all on disk); in a cloud study, upload
+        its last file and remove the local folder."""
+        if self._writer is not None and self.local:
+            self._writer.close()
+            self._writer = None
+        self._upload_events()
+        if self._events is not None:
+            shutil.rmtree(self._events, ignore_errors=True)
+            self._events = None
 
     def snapshot(self, step: int, arrays: dict[str, Any]) -> None:
         write_snapshot(self.location, step, arrays)
@@ -150,6 +173,23 @@ class MemberFolder:
 
     def _flush_rows(self) -> None:
         self._write(RESULT_FILE, "".join(json.dumps(r) + "\n" for r in self.rows))
+        self._upload_events()
+
+    def _upload_events(self) -> None:
+        """A cloud study's events so far into the member's folder: the writer is closed
+        (tensorboardX writes from a queue on a thread: only closing puts every event in
+        the file), its file copied there and removed here; the next row starts a file."""
+        if self._events is None or self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        for name in sorted(os.listdir(self._events)):
+            path = os.path.join(self._events, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            with self.fs.open_output_stream(self._p(name)) as out:
+                out.write(data)
+            os.remove(path)
 
     def _read_rows(self) -> list[dict[str, Any]]:
         try:

@@ -130,7 +130,11 @@ def train_population(config: dict[str, Any]) -> None:
             folders[j].fail(jsonable(diverged_row(error, configs[j])))
         summary.end(j, error)
 
-    pop.run(on_report, on_end=on_end, on_traversals=lambda j, step, a: folders[j].snapshot(step, a))
+    try:
+        pop.run(on_report, on_end=on_end, on_traversals=lambda j, s, a: folders[j].snapshot(s, a))
+    finally:  # each member's TensorBoard files complete, in cloud storage too
+        for folder in folders:
+            folder.close()
     summary.report(final=[f.rows[-1] if f.rows else None for f in folders])
 
 
