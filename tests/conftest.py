@@ -140,3 +140,19 @@ def small_study(ray_cluster, tmp_path_factory):
 def small_study_dir(small_study) -> Path:
     """The directory of a real small grid study: 4 tiny trials, final checkpoints."""
     return small_study[0]
+
+
+@pytest.fixture(autouse=True)
+def _few_boosting_stages(monkeypatch):
+    """Fast evaluations in this process fit DCI's classifiers with 5 boosting stages, not
+    20: a tiny trial's final evaluation spends most of its second in those trees, and the
+    tests that train compare rows with rows, never a DCI value with a fixed one. DCI
+    itself is tested at its own sizes (tests/test_metrics_dci.py); FAST's own fields are
+    checked in tests/test_metrics.py, which this leaves alone."""
+    import dataclasses
+    import importlib
+
+    evaluate = importlib.import_module(
+        "analysis.metrics.evaluate"
+    )  # the package exports a function of that name
+    monkeypatch.setattr(evaluate, "FAST", dataclasses.replace(evaluate.FAST, dci_estimators=5))
