@@ -261,8 +261,9 @@ def wandb_dir(spec: Spec) -> str:
     cloud storage a folder beside the driver (W&B writes local files only)."""
     if storage.is_local(spec.storage):
         return storage.join_location(spec.storage, spec.name)
-    cache = os.environ.get("BETASTUDY_CACHE") or os.path.expanduser("~/.cache/betastudy")
-    return os.path.join(cache, WANDB_DIR, spec.name)
+    from trainables.grid import cache_dir
+
+    return os.path.join(cache_dir(), WANDB_DIR, spec.name)
 
 
 class WandbTracking(LoggerCallback):
@@ -440,7 +441,7 @@ def live_nodes() -> tuple[Node, ...]:
 
 
 def fits_a_live_node(cpu: float, gpu: float) -> bool:
-    return any(n.fits(cpu, gpu) for n in live_nodes())
+    return Cluster(live_nodes()).fits(cpu, gpu)
 
 
 def node_types(bootstrap: str = BOOTSTRAP_CONFIG) -> tuple[Node, ...] | None:

@@ -37,6 +37,13 @@ def rows_of(trainer: Trainer) -> list[dict]:
     return rows
 
 
+def population_rows(pop, **callbacks) -> dict[int, list[dict]]:
+    """Each member's rows of a Population run to its end (``rows_of`` for a population)."""
+    rows: dict[int, list[dict]] = {i: [] for i in range(pop.k)}
+    pop.run(lambda i, row, due: rows[i].append(row), **callbacks)
+    return rows
+
+
 # One member per objective and C-schedule kind, each with its own seed and lr.
 KINDS = {
     "beta": dict(objective="beta", beta=4.0, seed=1, lr=1e-3),

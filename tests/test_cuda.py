@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from analysis.contract import STATE_FILE
-from tests.helpers import rows_of
+from tests.helpers import population_rows, rows_of
 from trainables.config import ConfigError, TrialConfig
 from trainables.trainer import Trainer
 
@@ -155,12 +155,6 @@ def test_cuda_graph_with_compile_runs_or_says_why_in_one_line():
 # ---- populations on CUDA ----------------------------------------------------------------
 
 
-def _population_rows(pop) -> dict[int, list[dict]]:
-    rows: dict[int, list[dict]] = {i: [] for i in range(pop.k)}
-    pop.run(lambda i, row, due: rows[i].append(row))
-    return rows
-
-
 @pytest.mark.parametrize("graph", [False, True])
 def test_cuda_population_members_equal_their_solo_trials(graph):
     from tests.helpers import KINDS, assert_rows_close
@@ -169,7 +163,7 @@ def test_cuda_population_members_equal_their_solo_trials(graph):
     cfgs = [cuda_cfg(cuda_graph=graph, **KINDS[k]) for k in ("beta", "piecewise")]
     pop = Population(cfgs)
     assert pop.forward == "vmap"
-    rows = _population_rows(pop)
+    rows = population_rows(pop)
     assert (pop._graph is not None) == graph
     for i, cfg in enumerate(cfgs):
         assert_rows_close(rows[i], rows_of(Trainer(cfg)), rel=1e-3)

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import KINDS, assert_rows_close, assert_weights_close, rows_of, small
+from tests.helpers import (
+    KINDS,
+    assert_rows_close,
+    assert_weights_close,
+    population_rows,
+    rows_of,
+    small,
+)
 from trainables.config import ConfigError
 from trainables.population import Population
 from trainables.trainer import WARMUP_STEPS, Trainer, TrainingDiverged
@@ -21,12 +28,6 @@ def no_metrics(monkeypatch):
     training, and each final evaluation would cost seconds; the member-equals-solo test
     keeps the real one."""
     monkeypatch.setattr("trainables.evaluate.evaluate_model", lambda *args, fast: {})
-
-
-def population_rows(pop: Population, **callbacks) -> dict[int, list[dict]]:
-    rows: dict[int, list[dict]] = {i: [] for i in range(pop.k)}
-    pop.run(lambda i, row, due: rows[i].append(row), **callbacks)
-    return rows
 
 
 @pytest.mark.parametrize("forward,kinds", [("loop", list(KINDS)), ("vmap", ["beta", "piecewise"])])

@@ -165,7 +165,7 @@ def test_a_population_cannot_take_a_scheduler(tmp_path):
 
 def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster, tmp_path):
     from study.runner import run_study
-    from tests.helpers import KillAtStep, assert_rows_close, rows_of
+    from tests.helpers import KillAtStep, assert_rows_close, population_rows, rows_of
     from trainables.config import TrialConfig
     from trainables.population import Population
     from trainables.trainer import Trainer
@@ -189,9 +189,7 @@ def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster
     # is no reference after step 20: its fused Adam rounds otherwise, and by step 30 the
     # difference has grown past 1e-3 in a latent's KL (measured), killed or not.
     configs = [TrialConfig.from_dict(r.config) for r in result.records]
-    never_killed = Population(configs)
-    reference: dict[int, list[dict]] = {i: [] for i in range(len(configs))}
-    never_killed.run(lambda i, row, due: reference[i].append(row))
+    reference = population_rows(Population(configs))
     for i, record in enumerate(result.records):
         member = Path(result.study_dir) / record.path
         reported = rows(member)
