@@ -101,6 +101,14 @@ OPTUNA_JOURNAL_FILE = "optuna.journal"  # the study as the sampler saw it, writt
 MEMBERS_KEY = "__members"
 
 
+# A study's trials table has one column per trial-config field, named config_col(field).
+CONFIG_PREFIX = "config/"
+
+
+def config_col(field: str) -> str:
+    return f"{CONFIG_PREFIX}{field}"
+
+
 def member_dirname(j: int) -> str:
     return f"member_{j:03d}"
 

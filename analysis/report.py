@@ -43,7 +43,14 @@ from analysis import frontier as fr
 from analysis import switch_on as so
 from analysis import traversals as tr
 from analysis import views
-from analysis.contract import FINISHED, INFO_X, INFO_X_POINTS, MEAN_IMAGE_RECON, format_value
+from analysis.contract import (
+    FINISHED,
+    INFO_X,
+    INFO_X_POINTS,
+    MEAN_IMAGE_RECON,
+    config_col,
+    format_value,
+)
 from analysis.fs import ReportInputError, writable_folder
 from analysis.load import Study, load_study
 
@@ -362,9 +369,27 @@ def _summary(
         f"{100 * so.SECOND_RATIO:.0f}% as much about (and {so.LABEL_NATS} nats itself) "
         f"joins the label: posY + scale. Inactive at the end, it codes nothing. A factor "
         f"switches on at the first row of its last run in which the code tells "
-        f"{100 * factor_share:.0f}% of its entropy about it (off below half of that)."
+        f"{100 * factor_share:.0f}% of its entropy about it (off below half of that). "
+        + _estimator(study.trials)
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)
+
+
+def _estimator(trials: pd.DataFrame) -> str:
+    """What the per-factor information of these trials is: exact or a lower bound."""
+    encoders = set(trials.get(config_col("encoder"), pd.Series(["image"])).fillna("image"))
+    exact = (
+        "For factor-encoder trials the information about a factor is exact (the whole "
+        "factor grid as the reference of p(f | z), Monte Carlo over the probe's draws)."
+    )
+    bound = (
+        "For image-encoder trials it is a held-out lower bound on the probe set, which "
+        "reads shape and orientation late or not at all once the code is precise: a "
+        "factor that never opened may be one the bound does not see."
+    )
+    return " ".join(
+        t for t, on in ((exact, "factors" in encoders), (bound, encoders - {"factors"})) if on
+    )
 
 
 def _frontier(data: fr.FrontierData | None, metric: str) -> str:

@@ -61,6 +61,7 @@ _BASE_CONFIG = {
     "channels_last": True,
     "eval_points": -1,
     "probe_points": 1024,
+    "grid_info_samples": 256,
     "prerender": "auto",
 }
 

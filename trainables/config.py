@@ -78,6 +78,8 @@ class TrialConfig:
     """Points per metric sample (groups of a tenth); 0: own sizes; -1: own on CUDA, 250 on CPU."""
     probe_points: int = 1024
     """Held-out inputs on which every report row measures what the code tells; 0: off."""
+    grid_info_samples: int = 256
+    """Factor encoder: I(f; z) per factor exact over the whole grid, from this many probe draws."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     prerender: str = "auto"
@@ -222,6 +224,7 @@ def _validate(c: TrialConfig) -> None:
         c.probe_points,
         "0 (off) or at least 64",
     )
+    _check(c.grid_info_samples >= 0, "grid_info_samples", c.grid_info_samples, ">= 0 (0: bound)")
     _check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, ">= 0")
     dev = c.device
     _check(

@@ -97,7 +97,7 @@ class _Window:
     seconds: float | None  # its time (CUDA: read from its events in _row)
     start: torch.cuda.Event | None = None
     end: torch.cuda.Event | None = None
-    posterior: tuple[torch.Tensor, torch.Tensor] | None = None  # the probe set's mu, logvar
+    posterior: tuple[torch.Tensor, ...] | None = None  # probe mu, logvar (, exact I(f; z))
 
 
 class Trainer:
@@ -156,7 +156,7 @@ class Trainer:
         if cfg.compile != "none":  # the pure part only: sampling with a generator stays eager
             self._loss_fn = torch.compile(self._loss, mode=cfg.compile)
         self.probe = (
-            Probe(self.data, cfg.encoder, cfg.probe_points, cfg.seed, d)
+            Probe(self.data, cfg.encoder, cfg.probe_points, cfg.seed, d, cfg.grid_info_samples)
             if cfg.probe_points
             else None
         )
@@ -341,7 +341,7 @@ class Trainer:
             row.update(self._probed(w.step, w.posterior))
         return row
 
-    def _probed(self, step: int, posterior: tuple[torch.Tensor, torch.Tensor]) -> Row:
+    def _probed(self, step: int, posterior: tuple[torch.Tensor, ...]) -> Row:
         """The probe columns of the probe set's posteriors at ``step``; kept in history."""
         probed = self.probe.columns(*posterior)
         self.history.append({"step": step, **probed})

@@ -1,0 +1,118 @@
+"""The exact per-factor information over the whole factor grid (trainables.probe):
+against quadrature, against closed-form answers, and as the factor encoder's rows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.contract import FACTOR_NAMES, FACTOR_SIZES, factor_info_key
+from analysis.metrics.information import factor_information_bounds
+from tests.test_information import _exact_information, _known_code
+from trainables.config import TrialConfig
+from trainables.probe import grid_factor_information
+from trainables.trainer import Trainer
+
+SIZES = list(FACTOR_SIZES)
+GRID = np.stack(np.meshgrid(*[np.arange(n) for n in SIZES], indexing="ij"), -1).reshape(-1, 5)
+
+
+def _draws(m: int, seed: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(len(GRID), (m,), generator=gen), torch.randn(m, d, generator=gen)
+
+
+def _brute_force(
+    mu: np.ndarray, logvar: np.ndarray, index: np.ndarray, noise: np.ndarray
+) -> np.ndarray:
+    """The same Monte Carlo mean written out: log q(z_a | x) for every grid point in
+    float64, p(f_j | z_a) by summing the grid's mixture per value."""
+    sigma = np.exp(0.5 * logvar)
+    z = mu[index] + noise * sigma[index]
+    out = np.zeros(len(SIZES))
+    for a in range(len(index)):
+        log_q = (-0.5 * ((z[a] - mu) / sigma) ** 2 - 0.5 * logvar).sum(1)
+        w = np.exp(log_q - log_q.max())
+        for j, n in enumerate(SIZES):
+            mass = np.bincount(GRID[:, j], weights=w, minlength=n)
+            out[j] -= math.log(mass[GRID[index[a], j]] / mass.sum())
+    return np.log(SIZES) - out / len(index)
+
+
+def test_exact_information_of_a_code_known_by_quadrature_orientation_and_shape_included():
+    # posX 1.33, scale 0.52, orientation 0.49 (multimodal: the shapes' symmetries),
+    # shape 0.08, posY 0 nats; 2,048 draws leave a Monte Carlo error of a few hundredths
+    mu, logvar = (torch.as_tensor(a, dtype=torch.float32) for a in _known_code(GRID))
+    index, noise = _draws(2048, 0, mu.shape[1])
+    got = dict(zip(FACTOR_NAMES, grid_factor_information(mu, logvar, index, noise, SIZES).tolist()))
+    exact = _exact_information()
+    for name in FACTOR_NAMES:
+        assert got[name] == pytest.approx(exact[name], abs=0.05), (name, got, exact)
+
+
+def test_information_only_the_joint_code_holds_is_read_in_full():
+    # one precise latent: posX in steps of 0.13, each orientation shifting it by up to
+    # 0.12 more; z determines (posX, orientation), and tells nothing about the rest
+    f = GRID
+    mu = np.stack([f[:, 3] * 0.13 + f[:, 2] * 0.003, np.zeros(len(f))], 1)
+    logvar = np.broadcast_to(2 * np.log([1e-4, 1.0]), mu.shape).copy()
+    index, noise = _draws(512, 1, 2)
+    got = grid_factor_information(
+        torch.as_tensor(mu).float(), torch.as_tensor(logvar).float(), index, noise, SIZES
+    )
+    want = [0.0, 0.0, math.log(40), math.log(32), 0.0]
+    assert got.tolist() == pytest.approx(want, abs=1e-3)
+    # a held-out sample of 1,024 inputs reads little of it: two inputs seldom share a cell
+    probe = index[:1024].numpy()
+    bound, _ = factor_information_bounds(mu[probe], logvar[probe], noise.numpy(), f[probe], SIZES)
+    assert bound[2] < 0.5 * math.log(40)
+
+
+def test_matches_the_calculation_written_out_in_float64():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(8, 3))
+    feats = np.c_[GRID / (np.array(SIZES) - 1), np.cos(GRID[:, 2] * 0.3)]  # (G, 6)
+    mu = np.tanh(feats @ rng.normal(size=(6, 8)) * 2) @ w
+    logvar = np.log(0.05 + 0.3 * (feats[:, :3] @ rng.random((3, 3))))
+    index, noise = _draws(48, 3, 3)
+    got = grid_factor_information(
+        torch.as_tensor(mu).float(), torch.as_tensor(logvar).float(), index, noise, SIZES
+    )
+    want = _brute_force(mu, logvar, index.numpy(), noise.numpy().astype(np.float64))
+    assert got.numpy() == pytest.approx(want, abs=2e-3)
+    assert (want[1:3] > 0.05).all()  # scale and orientation are told: not a trivial answer
+
+
+def test_a_factor_encoder_row_carries_the_exact_information_of_its_draws():
+    cfg = TrialConfig.from_dict(
+        {"objective": "capacity", "encoder": "factors", "gamma": 100.0, "c_max": 12.0,
+         "c_steps": 300, "steps": 200, "batch_size": 32, "latent_dim": 4, "channels": 8,
+         "hidden": 32, "lr": 1e-3, "report_every": 100, "eval_every": 0,
+         "checkpoint_every": 0, "device": "cpu", "probe_points": 256, "grid_info_samples": 32}
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    trainer.train_steps(200)
+    row = trainer.measure()
+    axes = [torch.arange(n) for n in SIZES]
+    with torch.no_grad():
+        mu, logvar = trainer.model.encoder.eval()(
+            trainer.data.features(torch.cartesian_prod(*axes))
+        )
+    probe = trainer.probe
+    want = _brute_force(
+        mu.double().numpy(), logvar.double().numpy(), probe.grid_index.numpy(), probe.noise[:32]
+    )
+    got = [row[factor_info_key(f)] for f in FACTOR_NAMES]
+    assert got == pytest.approx(np.maximum(want, 0), abs=2e-3)
+    assert max(got) > 0.1  # 200 steps have started coding
+
+
+def test_an_image_encoder_row_keeps_the_probe_bound():
+    cfg = TrialConfig.from_dict(
+        {"steps": 10, "latent_dim": 3, "channels": 8, "hidden": 32, "report_every": 10,
+         "eval_every": 0, "checkpoint_every": 0, "device": "cpu", "probe_points": 64}
+    )  # fmt: skip
+    assert Trainer(cfg).probe.grid is None
