@@ -37,6 +37,7 @@ written in place, so the shapes, and any captured graph, stay as they were.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,9 +147,24 @@ class Population:
         if forward == "vmap":
             _autocast_under_vmap(self._base)
         params, _ = stack_module_state([m.model for m in members])
-        self.params = {n: _stacked(p, first.channels_last) for n, p in params.items()}
-        self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
-        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        # Weights, their gradients and Adam's two moments: each one flat buffer, every
+        # parameter a view of its block (``_flat``): the update is a dozen ops on four
+        # buffers, not a dozen per parameter, and autograd adds each gradient into its
+        # view in place (the buffer is zeroed once a step).
+        layout = {n: p.shape for n, p in params.items()}
+        # the members' own values spread over the buffer: block (parameter, member) has
+        # that parameter's size per member; repeat_interleave with a fixed output size
+        per_member = [math.prod(shape[1:]) for shape in layout.values() for _ in range(k)]
+        self._repeats = torch.tensor(per_member, device=dev)
+        self._w, self.params = _flat(layout, first.channels_last, dev)
+        self._g, grads = _flat(layout, first.channels_last, dev)
+        self._m, self.exp_avg = _flat(layout, first.channels_last, dev)
+        self._v, self.exp_avg_sq = _flat(layout, first.channels_last, dev)
+        with torch.no_grad():
+            for name, q in self.params.items():
+                q.copy_(params[name])
+                q.requires_grad_(True)
+                q.grad = grads[name]
         # Adam's step count per member; float64, as torch computes the bias corrections
         self._adam_step = torch.zeros(k, dtype=torch.float64, device=dev)
         self.step_t = torch.zeros(k, dtype=torch.long, device=dev)  # each member's step
@@ -300,8 +316,7 @@ class Population:
         newly_bad = self.alive & ~finite & (self.bad < 0)
         self.bad.copy_(torch.where(newly_bad, self.step_t + 1, self.bad))
         update = self.alive & finite  # a member frozen now takes no update from this step
-        for p in self.params.values():
-            p.grad = None
+        self._g.zero_()
         torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
         self._adam(update)
         stats = torch.cat([torch.stack([recon, kl, loss], 1), kl_lat], 1).detach()
@@ -318,18 +333,17 @@ class Population:
         tt = t.clamp(min=1.0)
         step_size = (self.lr / (1 - b1**tt)).float()
         bc2_sqrt = (1 - b2**tt).sqrt().float()
-        for name, p in self.params.items():
-            g = p.grad
-            shape = (self.k,) + (1,) * (p.dim() - 1)
-            keep = update.view(shape)
-            m = torch.where(keep, self.exp_avg[name].lerp(g, 1 - b1), self.exp_avg[name])
-            v = torch.where(keep, self.exp_avg_sq[name] * b2 + (1 - b2) * g * g,
-                            self.exp_avg_sq[name])  # fmt: skip
-            denom = v.sqrt() / bc2_sqrt.view(shape) + EPS
-            new = p - step_size.view(shape) * m / denom
-            p.copy_(torch.where(keep, new, p))
-            self.exp_avg[name].copy_(m)
-            self.exp_avg_sq[name].copy_(v)
+        per_member = torch.stack([step_size, bc2_sqrt, update.float()], 1)  # (K, 3)
+        blocks = per_member.repeat(len(self.params), 1)  # (parameters x K, 3)
+        step_size, bc2_sqrt, keep = torch.repeat_interleave(
+            blocks, self._repeats, dim=0, output_size=self._w.numel()
+        ).unbind(1)  # each element's member's values
+        keep = keep > 0
+        g, m, v, w = self._g, self._m, self._v, self._w
+        m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
+        v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
+        new = w - step_size * m / (v.sqrt() / bc2_sqrt + EPS)
+        w.copy_(torch.where(keep, new, w))
         self._adam_step.copy_(t)
 
     # ---- the loop ------------------------------------------------------------------------
@@ -388,8 +402,6 @@ class Population:
         graph = torch.cuda.CUDAGraph()
         for gen in [*self.gens, self._shared_gen]:
             graph.register_generator_state(gen)
-        for p in self.params.values():
-            p.grad = None  # allocated again inside the graph's pool
         with torch.cuda.graph(graph, stream=side):
             self._train_step()
         self._graph = graph
@@ -523,18 +535,27 @@ def _cast_like_autocast(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, w, b)
 
 
-def _stacked(p: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A leaf copy of stacked parameters (K, ...); with ``channels_last`` a convolution's
+def _flat(
+    layout: dict[str, torch.Size], channels_last: bool, device: torch.device
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A zero 1-D buffer and, for each stacked parameter shape (K, ...) of ``layout``, a
+    dense view of its own block of it, each member's slice after the other's: a
+    parameter is laid out as a stacked copy of its own would be, so vmap's reshapes stay
+    views and the kernels are the same. With ``channels_last`` a convolution's
     (K, O, I, h, w) weight is laid out so that each member's slice is NHWC, as a solo
     trial's weights are (one reorder less per convolution and step)."""
-    p = p.detach()
-    if channels_last and p.dim() == 5:
-        k, o, i, h, w = p.shape  # explicit strides: a 1-channel weight is NHWC too
-        q = torch.empty_strided(p.shape, (o * h * w * i, h * w * i, 1, w * i, i), device=p.device)
-        p = q.copy_(p)
-    else:
-        p = p.clone()
-    return p.requires_grad_(True)
+    sizes = [math.prod(shape) for shape in layout.values()]
+    buffer = torch.zeros(sum(sizes), device=device)
+    views, offset = {}, 0
+    for (name, shape), size in zip(layout.items(), sizes):
+        if channels_last and len(shape) == 5:
+            k, o, i, h, w = shape  # explicit strides: a 1-channel weight is NHWC too
+            strides = (o * h * w * i, h * w * i, 1, w * i, i)
+        else:
+            strides = torch.empty(shape, device="meta").stride()
+        views[name] = buffer.as_strided(shape, strides, offset)
+        offset += size
+    return buffer, views
 
 
 def _is_event(cfg: TrialConfig, s: int) -> bool:
