@@ -283,8 +283,8 @@ def _warning(table: pd.DataFrame, active_nats: float) -> str:
         head = f"{len(bad)} of {len(table)} finished trials learned nothing ({ids}): {what}."
     return (
         f"<div class=warn><b>Warning.</b> {html.escape(head)} Their switch-on points, factor "
-        "labels and traversals show no finding. Train longer, or see the README on the "
-        "capacity objective's gamma.</div>"
+        "labels and traversals show no finding. Train longer, or see docs/activation.md, 'Starting "
+        "the encoder' (the capacity objective's gamma).</div>"
     )
 
 

@@ -105,7 +105,7 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
         lines.append(
             f"warning: this trial learned nothing: recon {last['recon']:.1f} nats against "
             f"{MEAN_IMAGE_RECON} for predicting the mean image (train longer, or see "
-            "the README on gamma)"
+            "docs/activation.md, 'Starting the encoder')"
         )
     return lines
 

@@ -69,7 +69,7 @@ def test_rays_own_image_for_the_pinned_ray_and_python_on_a_current_ami(config):
     tag = f"rayproject/ray:{ray.__version__}-py311"
     assert docker["head_image"] == f"{tag}-cpu" and docker["worker_image"] == f"{tag}-gpu"
     for node in config["available_node_types"].values():
-        assert node["node_config"]["ImageId"] == "YOUR-DLAMI-ID"  # the README says which
+        assert node["node_config"]["ImageId"] == "YOUR-DLAMI-ID"  # docs/cluster.md says which
     # inside the container: the image's Python, not the host's externally managed one
     assert not any("python3 -m pip" in c for c in config["setup_commands"])
     assert all("sudo" not in c for c in config["setup_commands"])
@@ -101,10 +101,10 @@ def test_setup_installs_the_project_with_pinned_dependencies(config):
     assert config["file_mounts"]["~/betastudy"] == "."
 
 
-def test_the_readmes_iam_policies_give_least_privilege():
+def test_the_cluster_pages_iam_policies_give_least_privilege():
     import json
 
-    text = (CLUSTER_YAML.parent / "README.md").read_text()
+    text = (CLUSTER_YAML.parent / "docs" / "cluster.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```json\n")[1:]]
     worker, head = (json.loads(b) for b in blocks[:2])
     worker_actions = {a for st in worker["Statement"] for a in _list(st["Action"])}

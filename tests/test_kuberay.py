@@ -237,10 +237,10 @@ def test_one_image_built_on_rays_image_for_the_pinned_ray_with_cluster_yamls_pin
     assert pins(dockerfile) == pins((ROOT / "cluster.yaml").read_text())
 
 
-def test_the_readme_creates_the_secrets_the_manifest_reads(manifest):
-    readme = (ROOT / "README.md").read_text().replace("\\\n", " ")
+def test_the_cluster_page_creates_the_secrets_the_manifest_reads(manifest):
+    page = (ROOT / "docs" / "cluster.md").read_text().replace("\\\n", " ")
     created: dict[str, set[str]] = {}
-    for line in readme.splitlines():
+    for line in page.splitlines():
         if "kubectl create secret generic" in line:
             words = shlex.split(line.split("#")[0])
             name = words[words.index("generic") + 1]
@@ -255,4 +255,4 @@ def test_the_readme_creates_the_secrets_the_manifest_reads(manifest):
     assert refs
     for ref in refs:
         assert ref["key"] in created.get(ref["name"], set()), ref
-    assert "kubectl apply -f kuberay/rayjob.yaml" in readme
+    assert "kubectl apply -f kuberay/rayjob.yaml" in page

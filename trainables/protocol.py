@@ -151,7 +151,7 @@ def protocol_lines(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> list[s
         lines.append(
             f"never opened within the budget, in any seed: {', '.join(never)} (no order is "
             "claimed for them; as the probe reads them, and it undershoots shape and "
-            "orientation: README, 'The per-factor estimates undershoot')"
+            "orientation: docs/activation.md, 'The held-out bound undershoots')"
         )
     pairs = so.pairwise_order(so.group_switch_on(factors)).table
     lines.append(
