@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,11 @@ METRICS: tuple[str, ...] = (
 # images of the procedural grid (565.33; tests/test_data.py checks it on a sample). A trial
 # whose reconstruction is within a few nats of it has learned nothing.
 MEAN_IMAGE_RECON = 565.3
+
+# One report row of a trial: the keys below (step, recon, kl, ..., the probe columns and
+# the metrics) with numbers as values (a diverged trial's last row adds DIVERGED_KEY and
+# ERROR_KEY).
+Row = dict[str, Any]
 
 # Direction of every reportable objective, for searches and frontiers.
 DIRECTIONS: dict[str, str] = {

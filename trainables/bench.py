@@ -271,7 +271,13 @@ def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str
         f"{peak / 1e9:,.0f} GFLOP/s",
         f"with the probe:     {probed:12,.0f} images/s  ({cfg.probe_points} probe inputs "
         f"every {cfg.report_every} steps, {probe_s * 1e3:.0f} ms each: "
-        f"{100 * (1 - probed / rate['ours']):.1f}% of the training rate)",
+        f"{100 * (1 - probed / rate['ours']):.1f}% of the training rate"
+        + (
+            "; added in series, so at most: on CUDA the probe's host part runs while "
+            "the next window trains)"
+            if dev.type == "cuda"
+            else ")"
+        ),
     ]
 
 
