@@ -20,6 +20,7 @@ from analysis import switch_on as so
 from analysis.contract import (
     FACTOR_NAMES,
     FINISHED,
+    TERMINATED,
     factor_info_key,
     format_value,
     info_key,
@@ -378,7 +379,7 @@ def activation_summary_data(
         extra = pd.DataFrame(
             {
                 "trial_id": unmeasured,
-                "status": "TERMINATED",
+                "status": TERMINATED,
                 "reason": "no information columns in its rows",
             }
         )
@@ -390,7 +391,7 @@ def activation_summary_data(
         extra = pd.DataFrame(
             {
                 "trial_id": nothing,
-                "status": "TERMINATED",
+                "status": TERMINATED,
                 "reason": "learned nothing (reconstruction at the mean image)",
             }
         )

@@ -64,6 +64,8 @@ MEAN_IMAGE_RECON = 565.3
 # the metrics) with numbers as values (a diverged trial's last row adds DIVERGED_KEY and
 # ERROR_KEY).
 Row = dict[str, Any]
+DIVERGED_KEY = "diverged"  # True in the last row of a diverged trial
+ERROR_KEY = "error"  # that row's reason, "TrainingDiverged: non-finite loss at step ..."
 
 # Direction of every reportable objective, for searches and frontiers.
 DIRECTIONS: dict[str, str] = {
@@ -78,6 +80,7 @@ METRICS_FILE = "metrics.jsonl"  # one JSON object per report row
 CONFIG_FILE = "config.json"  # the trial config
 STATE_FILE = "state.pt"  # weights, optimizer, step, RNG states (torch; analysis never opens it)
 TRAVERSALS_FILE = "traversals.npz"  # traversal images, in the final checkpoint
+CHECKPOINTS_DIR = "checkpoints"  # its checkpoint directories: CHECKPOINTS_DIR/step_NNNNNNN/
 # Traversal images at every evaluation, in the trial's folder: TRAVERSALS_DIR/step_NNNNNNN.npz
 # (the TRAVERSAL_ARRAYS, images as uint8 0-255 to stay small)
 TRAVERSALS_DIR = "traversals"
@@ -93,6 +96,7 @@ PARAMS_FILE = "params.json"  # the trial's config
 ERROR_FILE = "error.txt"  # a failed trial's reason: its last non-empty line
 # Trial statuses (Ray's names): the ended ones, and those whose final values count.
 TERMINATED, ERROR = "TERMINATED", "ERROR"
+RUNNING, PENDING = "RUNNING", "PENDING"  # reported something / nothing yet
 ENDED = (TERMINATED, ERROR)  # trained no more
 FINISHED = (TERMINATED,)  # ended well: their final values count
 
@@ -101,6 +105,7 @@ TRIALS_FILE = "trials.json"  # the runner's list of trials (id, folder, status, 
 STUDY_SPEC_FILE = "study.yaml"  # the resolved, validated study spec
 OPTUNA_DB_FILE = "optuna.db"  # Optuna's own storage (sqlite) for Optuna studies
 OPTUNA_JOURNAL_FILE = "optuna.journal"  # the study as the sampler saw it, written live
+REPORT_FILE = "report.html"  # the study's report, written when the study ends
 # A packed study (resources.population > 1): each Ray trial trains a population, its
 # config lists the members' trial configs under MEMBERS_KEY, and member j is written to
 # the folder member_dirname(j) inside the trial's, laid out as an unpacked trial's.

@@ -21,6 +21,7 @@ import yaml
 
 from analysis import rows as _rows
 from analysis.contract import (
+    CHECKPOINTS_DIR,
     CONFIG_FILE,
     ERROR,
     ERROR_FILE,
@@ -149,7 +150,7 @@ def load_study(location: str | os.PathLike) -> Study:
     sfs = StudyFS.open(location)
     entries = sfs.listdir()
     spec = _read_spec(sfs, entries)
-    if CONFIG_FILE in entries and (METRICS_FILE in entries or "checkpoints" in entries):
+    if CONFIG_FILE in entries and (METRICS_FILE in entries or CHECKPOINTS_DIR in entries):
         trials = [_load_single(sfs)]
     else:
         listed = _listed_trials(sfs, entries)
@@ -286,7 +287,7 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
     frame = _rows.parse_jsonl(data) if data is not None else None
     ckpts = [
         (int(m.group(1)), n)
-        for n in sfs.listdir("checkpoints")
+        for n in sfs.listdir(CHECKPOINTS_DIR)
         if (m := _TRAIN_CHECKPOINT.match(n))
     ]
     status = _infer_status(bool(data and _rows.last_error(data)), frame, config)
@@ -298,7 +299,7 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
         "error": error,
         "config": config,
         "rows": frame,
-        "checkpoint": _final_checkpoint(sfs, "checkpoints", ckpts),
+        "checkpoint": _final_checkpoint(sfs, CHECKPOINTS_DIR, ckpts),
     }
 
 

@@ -14,8 +14,10 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from analysis.contract import (
+    ERROR_KEY,
     FACTOR_NAMES,
     METRICS,
+    TERMINATED,
     TRAIN_COLUMNS,
     is_probe_key,
     mi_key,
@@ -100,7 +102,7 @@ def last_error(data: bytes) -> str | None:
         row = json.loads(tail)
     except ValueError:
         return None
-    error = row.get("error") if isinstance(row, dict) else None
+    error = row.get(ERROR_KEY) if isinstance(row, dict) else None
     return error if isinstance(error, str) and error else None
 
 
@@ -176,7 +178,7 @@ def _trial_table(
     steps = pd.to_numeric(
         pd.Series([t["config"].get("steps") for t in trials], dtype=object), errors="coerce"
     )
-    base["complete"] = (base["status"] == "TERMINATED") & ~(base["last_step"] < steps)
+    base["complete"] = (base["status"] == TERMINATED) & ~(base["last_step"] < steps)
     base = base.join(last.drop(columns="step"))
     last_eval = evals.drop_duplicates("_trial", keep="last").set_index("_trial")
     last_eval = last_eval.drop(columns=[c for c in ("C",) if c in last_eval])

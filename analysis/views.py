@@ -12,14 +12,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS, FINISHED, MEAN_IMAGE_RECON
+from analysis.contract import DIRECTIONS, ERROR, FINISHED, MEAN_IMAGE_RECON, RUNNING, TERMINATED
 from analysis.frontier import varied_params
 from analysis.load import Study
 
 STATUS_COLORS = {
-    "TERMINATED": "rgba(31,119,180,0.35)",
-    "ERROR": "rgba(214,39,40,0.8)",
-    "RUNNING": "rgba(255,127,14,0.8)",
+    TERMINATED: "rgba(31,119,180,0.35)",
+    ERROR: "rgba(214,39,40,0.8)",
+    RUNNING: "rgba(255,127,14,0.8)",
 }
 
 

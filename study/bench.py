@@ -16,6 +16,7 @@ from typing import Any
 
 from ray import tune
 
+from analysis.contract import TERMINATED
 from study.runner import connect, run_study
 from study.spec import validate
 
@@ -94,7 +95,7 @@ def bench_study(trials: int, steps: int, concurrent: int, address: str | None) -
             import ray
 
             ray.shutdown()
-    done = [r for r in result.records if r.status == "TERMINATED"]
+    done = [r for r in result.records if r.status == TERMINATED]
     own = [float(r.last.get("time_total_s", 0.0)) for r in done]
     gaps = clock.startups() if concurrent == 1 else []
     slots = min(concurrent or trials, trials)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ray import tune
 
-from trainables.tune import DIVERGED_KEY
+from analysis.contract import DIVERGED_KEY
 
 _HOOKS = (
     "setup",

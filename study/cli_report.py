@@ -8,10 +8,12 @@ import time
 
 import click
 
+from analysis.contract import REPORT_FILE
+
 
 @click.command()
 @click.argument("study_dir")
-@click.option("-o", "--out", default="report.html", show_default=True, help="HTML file to write.")
+@click.option("-o", "--out", default=REPORT_FILE, show_default=True, help="HTML file to write.")
 @click.option("--metric", default="mig", show_default=True, help="Frontier metric (any reported).")
 @click.option(
     "--color", default="auto", show_default=True, help="beta, gamma, c_max, auto or none."
@@ -106,7 +108,7 @@ def bench_report(trials: int, steps: int, report_every: int, out: str | None) ->
         t0 = time.perf_counter()
         study = load_study(root)
         loaded = time.perf_counter() - t0
-        path = build_report(study, out or os.path.join(tmp, "report.html"))
+        path = build_report(study, out or os.path.join(tmp, REPORT_FILE))
         total = time.perf_counter() - t0
         size = os.path.getsize(path)
     click.echo(
@@ -114,4 +116,4 @@ def bench_report(trials: int, steps: int, report_every: int, out: str | None) ->
         f"{disk / 1e6:.0f} MB on disk (written in {made:.1f} s)"
     )
     click.echo(f"load {loaded:.2f} s + report {total - loaded:.2f} s = {total:.2f} s")
-    click.echo(f"report.html {size / 1e6:.1f} MB, {os.cpu_count()} CPUs")
+    click.echo(f"{REPORT_FILE} {size / 1e6:.1f} MB, {os.cpu_count()} CPUs")

@@ -13,10 +13,9 @@ from typing import Any
 
 from ray import tune
 
-from analysis.contract import MEMBERS_KEY, format_value, last_line
+from analysis.contract import ERROR_KEY, MEMBERS_KEY, PENDING, RUNNING, format_value, last_line
 from analysis.switch_on import ACTIVE_NATS
 from study.spec import request_text
-from trainables.tune import ERROR_KEY
 
 WAIT_FIRST_S = 10.0  # no trial running this long, one pending and no node fits it: waiting
 WAIT_EVERY_S = 30.0
@@ -93,8 +92,8 @@ class Progress(tune.Callback):
         return f"{trial.trial_id} ({params})" if params else trial.trial_id
 
     def on_step_end(self, iteration, trials, **info) -> None:
-        pending = [t for t in trials if t.status == "PENDING"]
-        if self.fits is None or not pending or any(t.status == "RUNNING" for t in trials):
+        pending = [t for t in trials if t.status == PENDING]
+        if self.fits is None or not pending or any(t.status == RUNNING for t in trials):
             self.waiting_since = None
             return
         now = time.monotonic()
@@ -139,7 +138,7 @@ class Progress(tune.Callback):
         self._say(f"failed   {self._name(trial)}: {reason}")
 
     def _status(self, trials) -> str:
-        running = [t for t in trials if t.status == "RUNNING"]
+        running = [t for t in trials if t.status == RUNNING]
         done = sum(v == "done" for v in self.ended.values())
         failed = sum(v == "failed" for v in self.ended.values())
         parts = [f"{len(running)} running, {done} done, {failed} failed of {len(trials)}"]

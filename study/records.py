@@ -18,10 +18,13 @@ from typing import Any
 from analysis import fs as storage
 from analysis.contract import (
     ENDED,
+    ERROR,
     ERROR_FILE,
+    ERROR_KEY,
     MEMBERS_KEY,
     OPTUNA_DB_FILE,
     RESULT_FILE,
+    TERMINATED,
     TRIALS_FILE,
     format_value,
     last_line,
@@ -32,7 +35,6 @@ from analysis.contract import (
 )
 from study.space import to_optuna
 from study.spec import Spec
-from trainables.tune import ERROR_KEY
 
 _GRID_ID = re.compile(r"[0-9a-f]{5}_\d{5}")  # Ray's ids of generated variants
 
@@ -70,7 +72,7 @@ def collect(study_dir: str) -> list[TrialRecord]:
         rel = os.path.basename(str(t.path).rstrip("/"))
         last = dict(t.last_result or {})
         error = None
-        if t.status == "ERROR":
+        if t.status == ERROR:
             error = last.get(ERROR_KEY) or _error_line(
                 storage.join_location(study_dir, rel, ERROR_FILE)
             )
@@ -168,12 +170,12 @@ def _optuna_trial(group: list[TrialRecord], spec: Spec, dists: dict[str, Any]) -
 
     if any(r.status not in ENDED for r in group):
         return None  # still to run (an interrupted study): not told yet
-    finished = [r for r in group if r.status == "TERMINATED"]
+    finished = [r for r in group if r.status == TERMINATED]
     values = [mean_defined(r.value(m) for r in finished) for m in spec.search.objectives]
     if all(v is not None for v in values):
         state, told = TrialState.COMPLETE, values
     else:
-        failed = any(r.status == "ERROR" for r in group)
+        failed = any(r.status == ERROR for r in group)
         state, told = (TrialState.FAIL if failed else TrialState.PRUNED), None
     return optuna.trial.create_trial(
         params={k: group[0].config[k] for k in spec.space},
@@ -206,7 +208,7 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
 
     rows = []
     for metric, direction in spec.search.objectives.items():
-        finished = [r for r in records if r.status == "TERMINATED"]
+        finished = [r for r in records if r.status == TERMINATED]
         done = [(v, r) for r in finished if (v := r.value(metric)) is not None]
         if not done:
             rows.append((f"{metric} ({direction})", "-", "-", "no finished trial reported it"))
@@ -214,10 +216,10 @@ def summary(spec: Spec, study_dir: str, records: list[TrialRecord]) -> list[str]
         v, best = (min if direction == "min" else max)(done, key=lambda p: p[0])
         rows.append((f"{metric} ({direction})", format_value(v), best.trial_id, describe(best)))
     lines += _table(("best", "value", "trial", "config"), rows)
-    early = [r for r in records if r.status == "TERMINATED" and _stopped_early(r)]
+    early = [r for r in records if r.status == TERMINATED and _stopped_early(r)]
     if early:
         lines.append(f"stopped early by the scheduler: {len(early)} trials")
-    failed = [r for r in records if r.status == "ERROR"]
+    failed = [r for r in records if r.status == ERROR]
     if failed:
         lines.append(f"failed ({len(failed)}):")
         for r in failed:

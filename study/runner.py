@@ -34,9 +34,11 @@ from ray.tune.logger import LoggerCallback
 
 from analysis import fs as storage
 from analysis.contract import (
+    DIVERGED_KEY,
     MEMBERS_KEY,
     OPTUNA_JOURNAL_FILE,
     PARAMS_FILE,
+    REPORT_FILE,
     RESULT_FILE,
     STUDY_SPEC_FILE,
     member_dirname,
@@ -55,7 +57,6 @@ class JoinError(ConnectionError):
 
 
 CHECKPOINTS_KEPT = 2  # the newest; the final one holds the traversals
-REPORT_FILE = "report.html"
 Echo = Callable[[str], None]
 
 
@@ -375,7 +376,7 @@ def log_member_runs(init: dict, population_id: str, location: str, n: int) -> No
         run = wandb.init(**init, id=name, name=name, job_type="member", config=config)
         for i, row in enumerate(rows, 1):
             numbers = {
-                k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "diverged"
+                k: v for k, v in row.items() if isinstance(v, (int, float)) and k != DIVERGED_KEY
             }
             run.log(numbers, step=i)
         run.finish()

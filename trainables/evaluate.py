@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.contract import Row
 from analysis.metrics import evaluate
 from analysis.metrics.evaluate import FAST, Sizes
 from analysis.switch_on import latent_switch_on
@@ -21,7 +22,6 @@ from trainables.objectives import kl_per_latent
 
 if TYPE_CHECKING:
     from trainables.model import VAE
-    from trainables.trainer import Row
 
 TRAVERSAL_INPUTS = 8  # inputs and reconstructions shown
 TRAVERSAL_STEPS = 9  # values per latent row

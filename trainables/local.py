@@ -14,12 +14,10 @@ from typing import Any
 
 import yaml
 
-from analysis.contract import CONFIG_FILE, METRICS_FILE, STATE_FILE, jsonable
+from analysis.contract import CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, STATE_FILE, Row, jsonable
 from trainables.config import ConfigError, TrialConfig
 from trainables.members import write_snapshot
-from trainables.trainer import Row, Trainer
-
-CHECKPOINTS = "checkpoints"
+from trainables.trainer import Trainer
 
 
 def load_config(file: str | Path | None, overrides: dict[str, Any]) -> TrialConfig:
@@ -39,7 +37,7 @@ def load_config(file: str | Path | None, overrides: dict[str, Any]) -> TrialConf
 
 def latest_checkpoint(out: str | Path) -> Path | None:
     """The checkpoint directory with the highest step under ``out``, if any."""
-    found = [p.parent for p in Path(out, CHECKPOINTS).glob(f"step_*/{STATE_FILE}")]
+    found = [p.parent for p in Path(out, CHECKPOINTS_DIR).glob(f"step_*/{STATE_FILE}")]
     steps = {p: int(p.name[5:]) for p in found if p.name[5:].isdigit()}
     return max(steps, key=steps.get) if steps else None
 
@@ -56,7 +54,7 @@ def prepare(
     if resume:
         ckpt = latest_checkpoint(out)
         if ckpt is None:
-            raise ConfigError(f"--resume {out}: no checkpoint under {out / CHECKPOINTS}")
+            raise ConfigError(f"--resume {out}: no checkpoint under {out / CHECKPOINTS_DIR}")
         trainer = Trainer.from_checkpoint(ckpt, **(overrides or {}))
         _truncate(metrics, trainer.step)  # rows after the checkpoint are trained again
         return trainer
@@ -83,7 +81,7 @@ def train_to_directory(
     trainer.cfg.save(out / CONFIG_FILE)
 
     def checkpoint() -> None:
-        trainer.save_checkpoint(out / CHECKPOINTS / f"step_{trainer.step:07d}")
+        trainer.save_checkpoint(out / CHECKPOINTS_DIR / f"step_{trainer.step:07d}")
 
     with (out / METRICS_FILE).open("a") as f:
 

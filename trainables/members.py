@@ -24,13 +24,14 @@ from analysis.contract import (
     PARAMS_FILE,
     RESULT_FILE,
     STATE_FILE,
+    Row,
     member_dirname,
     traversal_snapshot,
 )
 from analysis.fs import filesystem, join_location, write_bytes
 from trainables.config import TrialConfig
 from trainables.data import DSprites
-from trainables.trainer import Row, Trainer
+from trainables.trainer import Trainer
 
 TIME_KEY = "time_total_s"  # Ray's name
 KEPT = 2  # checkpoints kept per member: the newest (the final one holds the traversals)

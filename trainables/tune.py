@@ -23,16 +23,14 @@ from typing import Any
 import ray
 from ray import tune
 
-from analysis.contract import MEMBERS_KEY, jsonable
+from analysis.contract import DIVERGED_KEY, ERROR_KEY, MEMBERS_KEY, Row, jsonable
 from analysis.fs import join_location
 from trainables.config import TrialConfig
 from trainables.members import write_snapshot
-from trainables.trainer import Row, Trainer, TrainingDiverged, use_threads
+from trainables.trainer import Trainer, TrainingDiverged, use_threads
 
-DIVERGED_KEY = "diverged"  # True in the last row of a diverged trial
 MEMBER_RESULTS_KEY = "member_results"  # a population's last row: each member's last row
 STUDY_DIR_KEY = "__study_dir"  # ... and the study directory its members are written to
-ERROR_KEY = "error"  # that row's reason, "TrainingDiverged: non-finite loss at step ..."
 NAN_COLUMNS = ("recon", "kl", "loss")  # NaN in that row: metrics a scheduler may expect
 
 
