@@ -18,9 +18,11 @@ from plotly.subplots import make_subplots
 
 from analysis import switch_on as so
 from analysis.contract import (
+    CONFIG_PREFIX,
     FACTOR_NAMES,
     FINISHED,
     TERMINATED,
+    config_col,
     factor_info_key,
     format_value,
     info_key,
@@ -47,7 +49,7 @@ def trial_title(study: Study, trial_id: str) -> str:
     params = [*varied_params(study.trials), "seed"]
     parts = []
     for p in dict.fromkeys(params):
-        col = f"config/{p}"
+        col = config_col(p)
         if not row.empty and col in row:
             parts.append(f"{p}={format_value(row[col].iloc[0])}")
     return f"trial {trial_id}" + (f" · {', '.join(parts)}" if parts else "")
@@ -338,10 +340,10 @@ def configurations(trials: pd.DataFrame) -> pd.Series:
     """Each trial's configuration, by trial_id: its ``config/...`` values without the
     seed, described by the hyperparameters the study varied (``gamma=10, c_max=6``;
     ``all trials`` when none varies). Trials of one configuration are replicates."""
-    keys = [c for c in trials.columns if c.startswith("config/") and c != SEED]
+    keys = [c for c in trials.columns if c.startswith(CONFIG_PREFIX) and c != SEED]
     params = varied_params(trials)
     label = [
-        ", ".join(f"{p}={format_value(r[f'config/{p}'])}" for p in params) or "all trials"
+        ", ".join(f"{p}={format_value(r[config_col(p)])}" for p in params) or "all trials"
         for _, r in trials.iterrows()
     ]
     if not keys:

@@ -15,16 +15,23 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS, FINISHED, MEAN_IMAGE_RECON, format_value
+from analysis.contract import (
+    CONFIG_PREFIX,
+    DIRECTIONS,
+    FINISHED,
+    MEAN_IMAGE_RECON,
+    config_col,
+    format_value,
+)
 
-SEED = "config/seed"
+SEED = config_col("seed")
 COLOR_PARAMS = ("c_max", "gamma", "beta")  # colour choices, in order of preference
 
 
 def varied_params(trials: pd.DataFrame) -> list[str]:
     """Config keys (without ``config/``) that differ between trials, seed excluded."""
-    cols = [c for c in trials.columns if c.startswith("config/") and c != SEED]
-    return [c[7:] for c in cols if trials[c].astype(str).nunique() > 1]
+    cols = [c for c in trials.columns if c.startswith(CONFIG_PREFIX) and c != SEED]
+    return [c.removeprefix(CONFIG_PREFIX) for c in cols if trials[c].astype(str).nunique() > 1]
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray, x_dir: str = "min", y_dir: str = "max") -> np.ndarray:
@@ -53,19 +60,19 @@ def aggregate_seeds(
         trials = trials[trials["status"].isin(statuses)]
     trials = trials.dropna(subset=[c for c in columns if c in trials])
     params = varied_params(trials) if len(trials) else []
-    keys = [c for c in trials.columns if c.startswith("config/") and c != SEED]
+    keys = [c for c in trials.columns if c.startswith(CONFIG_PREFIX) and c != SEED]
     key = trials[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("", trials.index)
     grouped = trials.groupby(key, sort=False)
     out = pd.DataFrame({"n": grouped.size()})
     for p in params:
-        out[f"config/{p}"] = grouped[f"config/{p}"].first()
+        out[config_col(p)] = grouped[config_col(p)].first()
     out["trial_ids"] = grouped["trial_id"].agg(lambda s: " ".join(s))
     for c in columns:
         out[f"{c}_mean"] = grouped[c].mean()
         out[f"{c}_sd"] = grouped[c].std(ddof=1)
     out["label"] = (
         [
-            ", ".join(f"{p}={format_value(r[f'config/{p}'])}" for p in params)
+            ", ".join(f"{p}={format_value(r[config_col(p)])}" for p in params)
             for _, r in out.iterrows()
         ]
         if params
@@ -105,7 +112,7 @@ def frontier_data(
     front = configs[configs["on_front"]].sort_values(f"{x}_mean", ignore_index=True)
     if color == "auto":
         color = pick_color(trials)
-    if color is not None and f"config/{color}" not in configs:
+    if color is not None and config_col(color) not in configs:
         color = None  # constant across the study: nothing to colour by
     done = trials if statuses is None else trials[trials["status"].isin(statuses)]
     done = done.dropna(subset=[x, metric])
@@ -116,7 +123,7 @@ def frontier_data(
 def pick_color(trials: pd.DataFrame) -> str | None:
     """beta for beta-objective studies; else the first varied of c_max, gamma, beta."""
     varied = varied_params(trials)
-    objective = trials.get("config/objective")
+    objective = trials.get(config_col("objective"))
     if objective is not None and set(objective.dropna()) == {"beta"} and "beta" in varied:
         return "beta"
     return next((p for p in COLOR_PARAMS if p in varied), None)
@@ -138,7 +145,7 @@ def plot_frontier(data: FrontierData) -> go.Figure:
     )
     marker: dict = {"size": 9, "line": {"width": 0.5, "color": "black"}}
     if data.color is not None:
-        marker.update(color=pd.to_numeric(c[f"config/{data.color}"], errors="coerce").to_numpy())
+        marker.update(color=pd.to_numeric(c[config_col(data.color)], errors="coerce").to_numpy())
         marker.update(colorscale="Viridis", colorbar={"title": {"text": data.color}})
     fig.add_trace(
         go.Scatter(
@@ -190,7 +197,7 @@ def grid_params(trials: pd.DataFrame, max_values: int = 20) -> list[str]:
     prefer = ["beta", "gamma", "c_max", "c_steps", "lr", "latent_dim", "batch_size"]
     out = []
     for p in varied_params(trials):
-        values = pd.to_numeric(trials[f"config/{p}"], errors="coerce")
+        values = pd.to_numeric(trials[config_col(p)], errors="coerce")
         if values.notna().all() and values.nunique() <= max_values:
             out.append(p)
     return sorted(out, key=lambda p: (prefer.index(p) if p in prefer else len(prefer), p))
@@ -209,7 +216,7 @@ def grid_data(
         trials = trials[trials["status"].isin(statuses)]
     rows = []
     for m in [m for m in metrics if m in trials]:
-        g = trials.dropna(subset=[m]).groupby([f"config/{x}", f"config/{y}"])[m]
+        g = trials.dropna(subset=[m]).groupby([config_col(x), config_col(y)])[m]
         agg = g.agg(["mean", "std", "size"]).reset_index()
         agg.columns = [x, y, "mean", "sd", "n"]
         rows.append(agg.assign(metric=m))
@@ -250,5 +257,5 @@ def plot_grid_heatmaps(data: pd.DataFrame, x: str, y: str, cols: int = 3) -> go.
 
 def _numeric(trials: pd.DataFrame) -> list[str]:
     return [
-        c for c in trials.columns if not c.startswith("config/") and trials[c].dtype.kind == "f"
+        c for c in trials.columns if not c.startswith(CONFIG_PREFIX) and trials[c].dtype.kind == "f"
     ]

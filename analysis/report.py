@@ -184,10 +184,10 @@ def capacity_tracking(study: Study) -> pd.DataFrame:
     ``DATA_ENTROPY``) (NaN when none has ``info_x``); untracked (off > ``TRACK_SHARE``)
     and empty (little > ``TRACK_SHARE``). Beta-objective trials are not judged."""
     t, c = study.trials, study.curves
-    need = {"config/objective", "trial_id"} <= set(t) and {"kl", "C"} <= set(c)
+    need = {config_col("objective"), "trial_id"} <= set(t) and {"kl", "C"} <= set(c)
     if not need or c.empty:
         return pd.DataFrame(columns=TRACKING_COLUMNS)
-    capacity = t[t["config/objective"] == "capacity"].set_index("trial_id")
+    capacity = t[t[config_col("objective")] == "capacity"].set_index("trial_id")
     c = c[c["trial_id"].isin(capacity.index)]
     rank = c.groupby("trial_id", sort=False).cumcount()
     size = c.groupby("trial_id", sort=False)["step"].transform("size")
@@ -199,8 +199,8 @@ def capacity_tracking(study: Study) -> pd.DataFrame:
     # the bound's ceiling: ln of the probe inputs it reads (INFO_X_POINTS, fewer when the
     # trial's probe_points is smaller; a trial that leaves it out has the default, more)
     points = pd.Series(float(INFO_X_POINTS), index=capacity.index)
-    if "config/probe_points" in capacity:
-        given = pd.to_numeric(capacity["config/probe_points"], errors="coerce")
+    if config_col("probe_points") in capacity:
+        given = pd.to_numeric(capacity[config_col("probe_points")], errors="coerce")
         points = np.minimum(given.where(given > 0).fillna(INFO_X_POINTS), INFO_X_POINTS)
     probe = c["trial_id"].map(np.log(points))
     reads = np.minimum(np.minimum(cap, probe), DATA_ENTROPY)
@@ -536,7 +536,7 @@ def _failed(study: Study) -> str:
     if t.empty:
         return _note("Every trial finished." if len(study.trials) else "No trials yet.")
     params = fr.varied_params(study.trials)
-    label = [", ".join(f"{p}={r[f'config/{p}']}" for p in params) for _, r in t.iterrows()]
+    label = [", ".join(f"{p}={r[config_col(p)]}" for p in params) for _, r in t.iterrows()]
     table = pd.DataFrame(
         {
             "trial": t["trial_id"],

@@ -14,11 +14,13 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from analysis.contract import (
+    CONFIG_PREFIX,
     ERROR_KEY,
     FACTOR_NAMES,
     METRICS,
     TERMINATED,
     TRAIN_COLUMNS,
+    config_col,
     is_probe_key,
     mi_key,
     parse_kl_key,
@@ -184,7 +186,7 @@ def _trial_table(
     last_eval = last_eval.drop(columns=[c for c in ("C",) if c in last_eval])
     base = base.join(last_eval.rename(columns={"step": "eval_step"}))
     configs = [
-        {f"config/{k}": v if _is_scalar(v) else json.dumps(v) for k, v in t["config"].items()}
+        {config_col(k): v if _is_scalar(v) else json.dumps(v) for k, v in t["config"].items()}
         for t in trials
     ]
     config = pd.DataFrame(configs, index=base.index)
@@ -198,7 +200,7 @@ def _is_scalar(value: Any) -> bool:
 
 def _config_types(table: pd.DataFrame) -> pd.DataFrame:
     """Make each config column one type (parquet needs it): mixed kinds become strings."""
-    for col in [c for c in table.columns if c.startswith("config/")]:
+    for col in [c for c in table.columns if c.startswith(CONFIG_PREFIX)]:
         kinds = {type(v) for v in table[col] if v is not None and not _nan(v)}
         if len(kinds) > 1 and not kinds <= {int, float}:
             table[col] = [None if v is None or _nan(v) else str(v) for v in table[col]]

@@ -12,7 +12,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contract import DIRECTIONS, ERROR, FINISHED, MEAN_IMAGE_RECON, RUNNING, TERMINATED
+from analysis.contract import (
+    DIRECTIONS,
+    ERROR,
+    FINISHED,
+    MEAN_IMAGE_RECON,
+    RUNNING,
+    TERMINATED,
+    config_col,
+)
 from analysis.frontier import varied_params
 from analysis.load import Study
 
@@ -112,8 +120,8 @@ def parallel_coords_data(
         trials = trials[trials["status"].isin(statuses)]
     params = varied_params(trials)
     cols = [c for c in ("recon", metric) if c in trials]
-    out = trials[["trial_id", *[f"config/{p}" for p in params], *cols]].dropna(subset=cols)
-    return out.rename(columns={f"config/{p}": p for p in params}).reset_index(drop=True)
+    out = trials[["trial_id", *[config_col(p) for p in params], *cols]].dropna(subset=cols)
+    return out.rename(columns={config_col(p): p for p in params}).reset_index(drop=True)
 
 
 def plot_parallel_coords(data: pd.DataFrame, metric: str = "mig") -> go.Figure:
@@ -221,7 +229,7 @@ def _optuna_study_from_trials(trials: pd.DataFrame, target: str):
         return None
     dists = {}
     for p in params:
-        values = done[f"config/{p}"]
+        values = done[config_col(p)]
         num = pd.to_numeric(values, errors="coerce")
         if num.notna().all() and values.map(type).isin([int, float, np.int64, np.float64]).all():
             lo, hi = float(num.min()), float(num.max())
@@ -243,11 +251,11 @@ def _optuna_study_from_trials(trials: pd.DataFrame, target: str):
             continue
         params_row = {
             p: (
-                str(row[f"config/{p}"])
+                str(row[config_col(p)])
                 if isinstance(d, CategoricalDistribution)
-                else int(row[f"config/{p}"])
+                else int(row[config_col(p)])
                 if isinstance(d, IntDistribution)
-                else float(row[f"config/{p}"])
+                else float(row[config_col(p)])
             )
             for p, d in dists.items()
         }
