@@ -110,7 +110,7 @@ def test_cuda_refuses_a_cpu_random_stream_in_one_line(tmp_path):
 def test_cuda_bf16_keeps_the_posterior_head_in_fp32():
     trainer = Trainer(cuda_cfg(precision="bf16"))
     x = trainer.data.images_at(torch.arange(8, device="cuda"))
-    with trainer._autocast:
+    with trainer.autocast:
         logits, mu, logvar = trainer.model(x, torch.zeros(8, 4, device="cuda"))
     assert logits.dtype == torch.bfloat16 and mu.dtype == logvar.dtype == torch.float32
     assert all(v == v for v in losses(trainer))
@@ -203,6 +203,6 @@ def test_cuda_bf16_population_runs_its_layers_in_bf16_like_a_solo_trial(encoder)
     solo = Trainer(cfgs[0])
     inputs, _, noise = pop._batch()
     got = layer_dtypes(pop._base, lambda: pop._forward(inputs, noise))
-    with solo._autocast:
+    with solo.autocast:
         want = layer_dtypes(solo.model, lambda: solo.model(inputs[0], noise[0]))
     assert got == want and torch.bfloat16 in want.values()

@@ -90,7 +90,7 @@ def test_a_vmapped_bf16_population_runs_its_layers_in_bf16_like_a_solo_trial(enc
     solo = Trainer(cfgs[0])
     inputs, x, noise = pop._batch()
     got = layer_dtypes(pop._base, lambda: pop._forward(inputs, noise))
-    with solo._autocast:
+    with solo.autocast:
         want = layer_dtypes(solo.model, lambda: solo.model(inputs[0], noise[0]))
     assert got == want
     head = [n for n in want if n.startswith("encoder.")][-1]  # the encoder's last layer
@@ -100,7 +100,7 @@ def test_a_vmapped_bf16_population_runs_its_layers_in_bf16_like_a_solo_trial(enc
     )
     # member 0 computes what its solo trial computes, to bf16 rounding
     logits, mu, logvar = pop._forward(inputs, noise)
-    with solo._autocast:
+    with solo.autocast:
         solo_logits, solo_mu, solo_logvar = solo.model(inputs[0], noise[0])
     assert logits.dtype == solo_logits.dtype == torch.bfloat16
     torch.testing.assert_close(mu[0], solo_mu, rtol=0.05, atol=0.05)

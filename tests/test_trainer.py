@@ -248,7 +248,7 @@ def test_bf16_on_a_cpu_keeps_the_posterior_head_in_fp32():
     conv = trainer.model.encoder.conv[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     x = trainer.data.images_at(torch.arange(8))
-    with trainer._autocast:
+    with trainer.autocast:
         logits, mu, logvar = trainer.model(x, torch.zeros(8, 4))
     assert logits.dtype == torch.bfloat16  # the convolutions ran in bf16
     assert mu.dtype == logvar.dtype == torch.float32  # gamma * KL sees fp32 rounding

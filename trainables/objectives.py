@@ -80,11 +80,24 @@ def vae_loss(
     recon = bernoulli_recon(logits, x)
     kl_lat = kl_per_latent(mu, logvar)
     kl = kl_lat.sum()
-    if cfg.objective == "beta":
-        loss = recon + cfg.beta * kl
-    else:
-        loss = recon + cfg.gamma * (kl - c).abs()
+    loss = objective(recon, kl, c, cfg.beta, cfg.gamma, cfg.objective == "beta")
     return loss, {"recon": recon, "kl": kl, "kl_per_latent": kl_lat}
+
+
+def objective(
+    recon: torch.Tensor,
+    kl: torch.Tensor,
+    c: torch.Tensor | float,
+    beta: torch.Tensor | float,
+    gamma: torch.Tensor | float,
+    is_beta: torch.Tensor | bool,
+) -> torch.Tensor:
+    """The loss: recon + beta KL (the beta objective) or recon + gamma |KL - C| (the
+    capacity objective, Burgess et al. 2018 eq. 8). A trial's scalars take one branch; a
+    population's (K,) tensors choose per member with ``torch.where``."""
+    if isinstance(is_beta, bool):
+        return recon + beta * kl if is_beta else recon + gamma * (kl - c).abs()
+    return torch.where(is_beta, recon + beta * kl, recon + gamma * (kl - c).abs())
 
 
 def schedule_points(cfg: TrialConfig) -> tuple[tuple[int, float], ...]:

@@ -56,6 +56,7 @@ from trainables.objectives import (
     bernoulli_recon,
     capacity_of_points,
     kl_per_latent,
+    objective,
     schedule_points,
 )
 from trainables.trainer import (
@@ -63,7 +64,8 @@ from trainables.trainer import (
     Row,
     Trainer,
     TrainingDiverged,
-    _Window,
+    Window,
+    capture_graph,
     resolve_device,
 )
 
@@ -183,7 +185,7 @@ class Population:
         self.gens = [torch.Generator(dev) for _ in range(k)]
         self._shared_gen = torch.Generator(dev)
         self._shared_gen.manual_seed(first.seed)
-        self._autocast = members[0]._autocast
+        self._autocast = members[0].autocast
         for i, m in enumerate(members):
             self.admit(i, m)
 
@@ -211,29 +213,26 @@ class Population:
         padded = list(points) + [points[-1]] * (MAX_POINTS - len(points))
         with torch.no_grad():
             model = dict(member.model.named_parameters())
-            state = member.opt.state
+            exp_avg, exp_avg_sq, steps = member.adam_state()  # empty for a new member
             for name, p in self.params.items():
-                src = model[name]
-                p[slot].copy_(src.detach())
-                st = state.get(src, {})  # empty for a new member: zero moments
-                for moments, key in ((self.exp_avg, "exp_avg"), (self.exp_avg_sq, "exp_avg_sq")):
-                    if key in st:
-                        moments[name][slot].copy_(st[key])
+                p[slot].copy_(model[name].detach())
+                for moments, theirs in ((self.exp_avg, exp_avg), (self.exp_avg_sq, exp_avg_sq)):
+                    if name in theirs:
+                        moments[name][slot].copy_(theirs[name])
                     else:
                         moments[name][slot].zero_()
-            first = next(iter(model.values()))
-            steps = state.get(first, {}).get("step", 0.0)
-            self._adam_step[slot] = float(steps)
+            self._adam_step[slot] = steps
             self.step_t[slot] = member.step
             self.points[slot] = torch.tensor(padded, dtype=torch.float64)
             self.is_beta[slot] = cfg.objective == "beta"
             self.beta[slot] = cfg.beta
             self.gamma[slot] = cfg.gamma
             self.lr[slot] = cfg.lr
-            self._acc[slot] = member._acc.to(self.device)
-            self.bad[slot] = member._bad.to(self.device)
-            self.alive[slot] = bool(member.step < cfg.steps and int(member._bad) < 0)
-        self.slots[slot] = Slot(member, member._acc_n, 0.0, ended=member.step >= cfg.steps)
+            acc, acc_n, bad = member.window_state()
+            self._acc[slot] = acc.to(self.device)
+            self.bad[slot] = bad.to(self.device)
+            self.alive[slot] = bool(member.step < cfg.steps and int(bad) < 0)
+        self.slots[slot] = Slot(member, acc_n, 0.0, ended=member.step >= cfg.steps)
         if member.pending is not None and member.step >= cfg.steps:
             self.slots[slot].ended = False  # stopped in its final evaluation: run() ends it
 
@@ -249,17 +248,12 @@ class Population:
         checkpointed or resumed alone."""
         member = self.slots[slot].member
         assert member is not None
-        with torch.no_grad():
-            steps = self._adam_step[slot].float()
-            for name, p in member.model.named_parameters():
-                p.copy_(self.params[name][slot])
-                if float(steps) > 0:
-                    member.opt.state[p] = {
-                        "step": steps.clone(),
-                        "exp_avg": self.exp_avg[name][slot].clone(),
-                        "exp_avg_sq": self.exp_avg_sq[name][slot].clone(),
-                    }
-        member._step_t.fill_(member.step)
+        member.load_trained(
+            {name: p[slot] for name, p in self.params.items()},
+            {name: m[slot] for name, m in self.exp_avg.items()},
+            {name: v[slot] for name, v in self.exp_avg_sq.items()},
+            float(self._adam_step[slot]),
+        )
         return member
 
     # ---- one step ----------------------------------------------------------------------
@@ -309,9 +303,7 @@ class Population:
         kl_lat = kl_per_latent(mu, logvar)  # (K, d)
         kl = kl_lat.sum(1)
         c = capacity_of_points(self.step_t, self.points)
-        loss = torch.where(
-            self.is_beta, recon + self.beta * kl, recon + self.gamma * (kl - c).abs()
-        )
+        loss = objective(recon, kl, c, self.beta, self.gamma, self.is_beta)
         finite = torch.isfinite(loss.detach())
         newly_bad = self.alive & ~finite & (self.bad < 0)
         self.bad.copy_(torch.where(newly_bad, self.step_t + 1, self.bad))
@@ -389,22 +381,12 @@ class Population:
             torch.cuda.synchronize(self.device)
 
     def _capture(self) -> None:
-        """One population step as a CUDA graph, after eager warm-up steps on a side
-        stream (as Trainer._capture): every slot's generator is registered, so each
-        replay draws fresh numbers from each member's stream; refilling a slot writes
-        into the captured tensors and generator, and the graph stays valid."""
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
-                self._train_step()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        for gen in [*self.gens, self._shared_gen]:
-            graph.register_generator_state(gen)
-        with torch.cuda.graph(graph, stream=side):
-            self._train_step()
-        self._graph = graph
+        """One population step as a CUDA graph (``capture_graph``): every slot's
+        generator is registered (and the shared one, with shared data), so each replay
+        draws fresh numbers from each member's stream; refilling a slot writes into the
+        captured tensors and generator, and the graph stays valid."""
+        shared = [self._shared_gen] if self.data_mode == "shared" else []
+        self._graph = capture_graph(self._train_step, self.device, [*self.gens, *shared])
 
     def run(
         self,
@@ -426,20 +408,21 @@ class Population:
         ended = on_end or (lambda slot, error: None)
         while True:
             for i in self._active():  # each member hands its traversals to the callback
-                self.slots[i].member._on_traversals = (
+                self.slots[i].member.on_traversals = (
                     None if on_traversals is None else partial(on_traversals, i)
                 )
             for i in self._active():  # stopped in its final evaluation: finish that first
                 m = self.slots[i].member
                 if m.pending is not None and m.step >= m.cfg.steps:
-                    self._finish(i, dict(m.pending), report, on_evaluate, ended)
+                    self._conclude(i, dict(m.pending), report, on_evaluate, ended)
             active = self._active()
             if not active:
                 return
             # the next report, evaluation, checkpoint or end of any member (host steps:
             # every active member takes every step until it ends)
-            n = min(self.slots[i].member._next_event() - self.slots[i].member.step for i in active)
-            seconds, timed = self._timed_steps(max(n, 1))
+            # (an active member is short of its end, so n >= 1)
+            n = min(self.slots[i].member.next_event() - self.slots[i].member.step for i in active)
+            seconds, timed = self._timed_steps(n)
             for i in active:
                 slot = self.slots[i]
                 slot.member.step += n
@@ -454,17 +437,17 @@ class Population:
     ) -> None:
         """Member i's row, evaluation, checkpoint or end, where its step is one."""
         slot = self.slots[i]
-        member, cfg = slot.member, slot.member.cfg
-        bad, s = int(self.bad[i]), member.step
+        member = slot.member
+        bad = int(self.bad[i])
         if bad >= 0:  # frozen at that step: fails there, the others go on
             slot.ended = True
             self.alive[i] = False
             ended(i, TrainingDiverged(bad))
             return
-        if s < cfg.steps and not _is_event(cfg, s):
+        if not member.at_event():
             return  # not one of its events: it keeps accumulating
-        w = _Window(
-            step=s,
+        w = Window(
+            step=member.step,
             span=slot.acc_n,
             steps=slot.timed,
             acc=(self._acc[i] / slot.acc_n).detach().cpu(),
@@ -476,30 +459,26 @@ class Population:
         self.sync(i)
         if member.probe is not None:
             w.posterior = member.probe.encode(member.model.encoder)
-        row = member._row(w)
-        if s >= cfg.steps:
-            self._finish(i, row, report, on_evaluate, ended)
-            return
-        if cfg.eval_every and s % cfg.eval_every == 0:
-            if on_evaluate is not None:
-                on_evaluate(i, False)
-            row.update(member.evaluate(fast=cfg.eval_fast))
-            member._snapshot()
-        report(i, row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
+        self._conclude(i, member.read(w), report, on_evaluate, ended)
 
-    def _finish(
+    def _conclude(
         self, i: int, row: Row, report: OnReport, on_evaluate: OnEvaluate | None, ended: OnEnd
     ) -> None:
-        """The member's final evaluation and report (Trainer._finish), then its end."""
+        """The member's own schedule after its row (``Trainer.conclude``: evaluation,
+        report, or at its end the final evaluation), then, at its end, ``ended``."""
         slot = self.slots[i]
-        slot.ended = True
-        self.alive[i] = False
-        slot.member._finish(
+        member = slot.member
+        final = member.step >= member.cfg.steps
+        if final:
+            slot.ended = True
+            self.alive[i] = False
+        member.conclude(
             row,
             lambda r, due: report(i, r, due),
-            (lambda final: on_evaluate(i, final)) if on_evaluate is not None else None,
+            (lambda last: on_evaluate(i, last)) if on_evaluate is not None else None,
         )
-        ended(i, None)
+        if final:
+            ended(i, None)
 
 
 def _autocast_under_vmap(model: nn.Module) -> None:
@@ -556,11 +535,6 @@ def _flat(
         views[name] = buffer.as_strided(shape, strides, offset)
         offset += size
     return buffer, views
-
-
-def _is_event(cfg: TrialConfig, s: int) -> bool:
-    return any(every > 0 and s % every == 0 for every in
-               (cfg.report_every, cfg.eval_every, cfg.checkpoint_every))  # fmt: skip
 
 
 def _check_fits(first: TrialConfig, cfg: TrialConfig) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, kl_key
+from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, Row, kl_key
 from trainables import grid, host
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import DSprites, load_dataset
@@ -28,7 +28,6 @@ from trainables.model import VAE
 from trainables.objectives import capacity_table, vae_loss
 from trainables.probe import Probe
 
-Row = dict[str, Any]
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
 # On CUDA, report rows are read from the device in bursts at most this often (seconds):
 # each read waits for the GPU, so reading every row would idle it at every report.
@@ -85,16 +84,47 @@ def use_threads(cpus: float | None = None) -> int:
     return n
 
 
+def capture_graph(
+    step: Callable[[], None],
+    device: torch.device,
+    generators: list[torch.Generator],
+    before: Callable[[], None] | None = None,
+    stance: contextlib.AbstractContextManager | None = None,
+) -> torch.cuda.CUDAGraph:
+    """``step`` recorded as a CUDA graph on ``device``, after WARMUP_STEPS eager runs on a
+    side stream (real steps: optimiser state and kernels initialised). ``generators``
+    are registered with the graph, so each replay draws fresh numbers from each;
+    ``before`` runs just before the recording (a trainer frees its gradients there, to
+    have them allocated in the graph's pool), which runs under ``stance``. A solo
+    trial's step and a population's are captured here alike."""
+    torch.cuda.set_device(device)  # graph streams live on the current device
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP_STEPS):
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    for gen in generators:
+        graph.register_generator_state(gen)
+    if before is not None:
+        before()
+    with stance or contextlib.nullcontext(), torch.cuda.graph(graph, stream=side):  # on device
+        step()
+    return graph
+
+
 @dataclass
-class _Window:
-    """A window of steps whose statistics are still on the device (see Trainer._row)."""
+class Window:
+    """A window of steps whose statistics are still on the device (``Trainer.read``
+    makes it a row): a solo trial's own, or a population slot's."""
 
     step: int  # the step at its end
     span: int  # steps its statistics average over
     steps: int  # steps its images/s counts (set-up left out)
     acc: torch.Tensor  # (3 + d,) means of recon, kl, loss and kl per latent
     bad: torch.Tensor  # first non-finite step so far, or -1
-    seconds: float | None  # its time (CUDA: read from its events in _row)
+    seconds: float | None  # its time (CUDA: read from its events in read)
     start: torch.cuda.Event | None = None
     end: torch.cuda.Event | None = None
     posterior: tuple[torch.Tensor, ...] | None = None  # probe mu, logvar (, exact I(f; z))
@@ -165,8 +195,8 @@ class Trainer:
         # the last row while the final evaluation runs: a checkpoint written then carries
         # it, so a resume from there evaluates and reports it instead of doing nothing
         self.pending: Row | None = None
-        self._on_traversals: OnTraversals | None = None
-        self._autocast = (
+        self.on_traversals: OnTraversals | None = None
+        self.autocast = (
             torch.autocast(dev.type, dtype=torch.bfloat16)
             if cfg.precision == "bf16"
             else contextlib.nullcontext()
@@ -189,7 +219,7 @@ class Trainer:
     def _loss(
         self, inputs: torch.Tensor, x: torch.Tensor, noise: torch.Tensor, c: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        with self._autocast:
+        with self.autocast:
             logits, mu, logvar = self.model(inputs, noise)
         return vae_loss(logits, x, mu, logvar, c, self.cfg)
 
@@ -205,31 +235,26 @@ class Trainer:
         self._step_t.add_(1)
 
     def _capture(self) -> None:
-        """Record one whole train step as a CUDA graph, after a few eager warm-up steps.
+        """Record one whole train step as a CUDA graph (``capture_graph``).
 
         The trial's generator is registered with the graph, so each replay draws fresh
         numbers from it (and from no other trial's stream). A compiled loss must not
         recompile while it is captured: capture runs with torch.compile's
         ``fail_on_recompile`` stance and a recompile becomes a one-line ConfigError.
         """
-        torch.cuda.set_device(self.device)  # graph streams live on the current device
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):  # real steps: Adam state and kernels initialised
-                self._train_step()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        graph.register_generator_state(self.gen)
-        self.opt.zero_grad(set_to_none=True)
         stance = (
             torch.compiler.set_stance("fail_on_recompile")
             if self.cfg.compile != "none"
             else contextlib.nullcontext()
         )
         try:
-            with stance, torch.cuda.graph(graph, stream=side):  # side: on this device
-                self._train_step()
+            self._graph = capture_graph(
+                self._train_step,
+                self.device,
+                [self.gen],
+                before=lambda: self.opt.zero_grad(set_to_none=True),  # grads in its pool
+                stance=stance,
+            )
         except RuntimeError as e:
             if "recompil" not in str(e).lower():
                 raise
@@ -237,7 +262,6 @@ class Trainer:
                 f"trial config compile={self.cfg.compile!r} recompiled inside the CUDA graph "
                 "capture; use compile=none with cuda_graph=true, or cuda_graph=false"
             ) from e
-        self._graph = graph
 
     def _set_up(self, n: int) -> int:
         """One-time set-up at the start of a window of n steps: the eager warm-up and
@@ -261,19 +285,22 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------
 
-    def _next_event(self) -> int:
-        """The next step at which to report: a report, evaluation or checkpoint, or the end."""
-        cfg, s = self.cfg, self.step
-        nxt = [cfg.steps]
-        for every in (cfg.report_every, cfg.eval_every, cfg.checkpoint_every):
-            if every > 0:
-                nxt.append((s // every + 1) * every)
-        return min(nxt)
+    def _intervals(self) -> tuple[int, ...]:
+        cfg = self.cfg
+        return tuple(e for e in (cfg.report_every, cfg.eval_every, cfg.checkpoint_every) if e > 0)
 
-    def _window(self, n: int, probe: bool) -> _Window:
+    def next_event(self) -> int:
+        """The next step at which to report: a report, evaluation or checkpoint, or the end."""
+        return min([self.cfg.steps, *((self.step // e + 1) * e for e in self._intervals())])
+
+    def at_event(self) -> bool:
+        """Whether the current step is a report, evaluation or checkpoint step, or the end."""
+        return self.step >= self.cfg.steps or any(self.step % e == 0 for e in self._intervals())
+
+    def _window(self, n: int, probe: bool) -> Window:
         """Take n steps and snapshot their statistics (and, with ``probe``, the probe
         set's posteriors) without waiting for the device: on CUDA the host runs ahead
-        while the GPU trains, and ``_row`` reads the snapshot later."""
+        while the GPU trains, and ``read`` reads the snapshot later."""
         cuda = self.device.type == "cuda"
         t0 = time.perf_counter()
         done = self._set_up(n)
@@ -289,7 +316,7 @@ class Trainer:
                 self._train_step()
         self.step += n
         self._acc_n += n  # more than n after a resume from a mid-window checkpoint
-        w = _Window(
+        w = Window(
             step=self.step,
             span=self._acc_n,
             steps=n - done if n > done else n,
@@ -313,7 +340,7 @@ class Trainer:
             w.end.record(stream)
         return w
 
-    def _row(self, w: _Window) -> Row:
+    def read(self, w: Window) -> Row:
         """The contract row of a window (waits for its snapshot, not for later work)."""
         if w.end is not None:
             w.end.synchronize()
@@ -349,7 +376,7 @@ class Trainer:
 
     def train_steps(self, n: int) -> Row:
         """Take n steps and return their report row (no probe, evaluation or callbacks)."""
-        return self._row(self._window(n, probe=False))
+        return self.read(self._window(n, probe=False))
 
     def measure(self) -> Row:
         """The probe columns (what the code tells) of the current model; kept in history."""
@@ -376,15 +403,15 @@ class Trainer:
         """
         cfg = self.cfg
         row = None
-        self._on_traversals = on_traversals
+        self.on_traversals = on_traversals
         self.model.train()
         report = on_report or (lambda row, due: None)
         if self.pending is not None and self.step >= cfg.steps:  # stopped in the final eval
-            row = self._finish(dict(self.pending), report, on_evaluate)
-        queue: list[_Window] = []  # windows trained, not yet read (CUDA)
+            row = self.finish(dict(self.pending), report, on_evaluate)
+        queue: list[Window] = []  # windows trained, not yet read (CUDA)
         flushed = time.perf_counter()
         while self.step < cfg.steps:
-            queue.append(self._window(self._next_event() - self.step, probe=True))
+            queue.append(self._window(self.next_event() - self.step, probe=True))
             s = self.step
             evaluate = bool(cfg.eval_every and s % cfg.eval_every == 0)
             due = bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0)
@@ -399,33 +426,41 @@ class Trainer:
                 else:
                     ready, queue = queue, []
                 for w in ready:
-                    report(self._row(w), False)
+                    report(self.read(w), False)
                 flushed = time.perf_counter()
                 continue
             # Evaluation, checkpoint or the end: everything is read, in order, first.
             *earlier, newest = queue
             queue = []
             for w in earlier:
-                report(self._row(w), False)
-            row = self._row(newest)
+                report(self.read(w), False)
+            row = self.conclude(self.read(newest), report, on_evaluate)
             flushed = time.perf_counter()
-            if s >= cfg.steps:
-                row = self._finish(row, report, on_evaluate)
-                break
-            if evaluate:
-                if on_evaluate is not None:
-                    on_evaluate(False)
-                row.update(self.evaluate(fast=cfg.eval_fast))
-                self._snapshot()
-            report(row, due)
+        return row
+
+    def conclude(self, row: Row, report: OnReport, on_evaluate: OnEvaluate | None) -> Row:
+        """What the current step asks for after its ``row``, then the row's report: at
+        the end the final evaluation (``finish``); every ``eval_every`` steps an
+        evaluation (metrics into the row, traversal images to ``on_traversals``); a
+        checkpoint is due every ``checkpoint_every`` steps. The one schedule of a solo
+        trial and of a population's member."""
+        cfg, s = self.cfg, self.step
+        if s >= cfg.steps:
+            return self.finish(row, report, on_evaluate)
+        if cfg.eval_every and s % cfg.eval_every == 0:
+            if on_evaluate is not None:
+                on_evaluate(False)
+            row.update(self.evaluate(fast=cfg.eval_fast))
+            self._snapshot()
+        report(row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
         return row
 
     def _snapshot(self) -> None:
         """The traversal images at this evaluation, to ``on_traversals`` (see run)."""
-        if self._on_traversals is not None:
-            self._on_traversals(self.step, self.traversals())
+        if self.on_traversals is not None:
+            self.on_traversals(self.step, self.traversals())
 
-    def _finish(self, row: Row, report: OnReport, on_evaluate: OnEvaluate | None) -> Row:
+    def finish(self, row: Row, report: OnReport, on_evaluate: OnEvaluate | None) -> Row:
         """The final evaluation of the last row, then its report (a checkpoint is due)."""
         self.pending = row
         if on_evaluate is not None:
@@ -449,6 +484,43 @@ class Trainer:
         from trainables.evaluate import traversals
 
         return traversals(self.model, self.data, self.cfg, self.step, self.history)
+
+    # ---- a state trained elsewhere (a population's slot) ------------------------------
+
+    def window_state(self) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """The statistics since the last row: (sums of recon, kl, loss and kl per latent
+        (3 + d,), the steps they sum, the first non-finite step or -1)."""
+        return self._acc, self._acc_n, self._bad
+
+    def adam_state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
+        """Adam's moments by parameter name (exp_avg, exp_avg_sq; empty before the first
+        step) and its step count."""
+        m, v, steps = {}, {}, 0.0
+        for name, p in self.model.named_parameters():
+            st = self.opt.state.get(p, {})
+            if "exp_avg" in st:
+                m[name], v[name], steps = st["exp_avg"], st["exp_avg_sq"], float(st["step"])
+        return m, v, steps
+
+    @torch.no_grad()
+    def load_trained(
+        self,
+        weights: dict[str, torch.Tensor],
+        exp_avg: dict[str, torch.Tensor],
+        exp_avg_sq: dict[str, torch.Tensor],
+        adam_steps: float,
+    ) -> None:
+        """Take over weights and Adam's state trained elsewhere, at ``self.step``: the
+        trainer can then be probed, evaluated, checkpointed or trained on alone."""
+        for name, p in self.model.named_parameters():
+            p.copy_(weights[name])
+            if adam_steps > 0:
+                self.opt.state[p] = {  # fused Adam keeps its step on the device
+                    "step": torch.tensor(adam_steps, dtype=torch.float32, device=p.device),
+                    "exp_avg": exp_avg[name].clone(),
+                    "exp_avg_sq": exp_avg_sq[name].clone(),
+                }
+        self._step_t.fill_(self.step)
 
     # ---- checkpoints --------------------------------------------------------------------
 
