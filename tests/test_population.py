@@ -263,3 +263,20 @@ def test_the_populations_update_is_the_same_few_ops_whatever_the_parameters():
         counts[encoder] = (update.n, len(pop.params))
     (image, n_image), (factors, n_factors) = counts["image"], counts["factors"]
     assert n_image > n_factors and image == factors <= 40, counts
+
+
+def test_the_population_reaches_its_members_through_the_trainers_public_interface():
+    import ast
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "trainables" / "population.py"
+    tree = ast.parse(source.read_text())
+    private = {
+        ast.unparse(n)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and n.attr.startswith("_")
+        and not n.attr.startswith("__")
+        and not (isinstance(n.value, ast.Name) and n.value.id == "self")
+    }
+    assert not private, private  # e.g. member._acc: use Trainer.window_state()
