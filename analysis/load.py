@@ -23,15 +23,15 @@ from analysis import rows as _rows
 from analysis.contract import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
-    ERROR,
     ERROR_FILE,
     MEMBERS_KEY,
     METRICS_FILE,
     OPTUNA_DB_FILE,
     PARAMS_FILE,
+    PENDING,
     RESULT_FILE,
+    RUNNING,
     STUDY_SPEC_FILE,
-    TERMINATED,
     TRAVERSALS_DIR,
     TRAVERSALS_FILE,
     TRIALS_FILE,
@@ -304,16 +304,14 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
 
 
 def _infer_status(failed: bool, frame: pa.Table | None, config: dict) -> str:
-    """ERROR with an error file or a diverged last row; else TERMINATED when the last
-    step reached ``config['steps']``; RUNNING when it reported something; else PENDING."""
-    if failed:
-        return ERROR
-    if frame is None or not frame.num_rows or "step" not in frame.column_names:
-        return "PENDING"
-    steps = config.get("steps")
-    if isinstance(steps, (int, float)) and pc.max(frame["step"]).as_py() >= steps:
-        return TERMINATED
-    return "RUNNING"
+    """``rows.trial_status``: ERROR with an error file or a diverged last row; else
+    TERMINATED when the last step reached ``config['steps']``; RUNNING when it reported
+    something; else PENDING."""
+    step = None
+    if frame is not None and frame.num_rows and "step" in frame.column_names:
+        step = pc.max(frame["step"]).as_py()
+    unfinished = PENDING if step is None else RUNNING
+    return _rows.trial_status(failed, step, config.get("steps"), unfinished)
 
 
 def _final_checkpoint(sfs: StudyFS, rel: str, ckpts: list[tuple[int, str]]) -> str | None:

@@ -15,6 +15,7 @@ import pyarrow.json as pajson
 
 from analysis.contract import (
     CONFIG_PREFIX,
+    ERROR,
     ERROR_KEY,
     FACTOR_NAMES,
     METRICS,
@@ -106,6 +107,16 @@ def last_error(data: bytes) -> str | None:
         return None
     error = row.get(ERROR_KEY) if isinstance(row, dict) else None
     return error if isinstance(error, str) and error else None
+
+
+def trial_status(failed: bool, last_step: Any, steps: Any, unfinished: str) -> str:
+    """A trial's status from what it left behind: ERROR when it failed (an error file, or
+    a last row naming its error); TERMINATED when its last reported step reached
+    ``steps``, the step its config trains to (not a number: never); else ``unfinished``."""
+    if failed:
+        return ERROR
+    numbers = all(isinstance(v, (int, float)) for v in (last_step, steps))
+    return TERMINATED if numbers and last_step >= steps else unfinished
 
 
 def _is_number(key: str, value: Any) -> bool:

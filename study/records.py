@@ -33,6 +33,7 @@ from analysis.contract import (
     member_id,
     metric_value,
 )
+from analysis.rows import trial_status
 from study.space import to_optuna
 from study.spec import Spec
 
@@ -90,24 +91,22 @@ def _members(
     study_dir: str, rel: str, trial_id: str, status: str, configs: list[dict[str, Any]]
 ) -> list[TrialRecord]:
     """The records of a population trial's members, read from their folders: ended
-    (TERMINATED at its last step, ERROR with its reason) or, while the population runs
-    or after it died, the population's status."""
+    (TERMINATED at its last step, ERROR with its reason, or with its population's when
+    that ended first) or, while the population runs, the population's status."""
     out = []
     for j, config in enumerate(configs):
         path = f"{rel}/{member_dirname(j)}"
         last = _last_row(storage.join_location(study_dir, path, RESULT_FILE))
-        error = _error_line(storage.join_location(study_dir, path, ERROR_FILE))
-        if error or last.get(ERROR_KEY):
-            state, error = "ERROR", last.get(ERROR_KEY) or error
-        elif isinstance(last.get("step"), int) and last["step"] >= config.get("steps", 0):
-            state = "TERMINATED"
-        elif status in ENDED:  # its population ended (or died) before it finished
-            state = "ERROR"
+        error = last.get(ERROR_KEY) or _error_line(
+            storage.join_location(study_dir, path, ERROR_FILE)
+        )
+        # not finished by its own rows: as its population, failed once that has ended
+        unfinished = ERROR if status in ENDED else status
+        state = trial_status(bool(error), last.get("step"), config.get("steps", 0), unfinished)
+        if state == ERROR and not error:  # its population stopped before it finished
             error = _error_line(storage.join_location(study_dir, rel, ERROR_FILE)) or (
                 "its population stopped before it finished"
             )
-        else:
-            state = status
         out.append(TrialRecord(member_id(trial_id, j), path, state, error, dict(config), last))
     return out
 
