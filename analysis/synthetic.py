@@ -14,11 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from analysis.contract import (
+    CONFIG_FILE,
+    ERROR,
+    ERROR_FILE,
     FACTOR_NAMES,
     FACTOR_SIZES,
     INFO_X,
     METRICS,
+    PARAMS_FILE,
+    PENDING,
+    RESULT_FILE,
+    RUNNING,
+    STUDY_SPEC_FILE,
+    TERMINATED,
     TRAVERSALS_FILE,
+    TRIALS_FILE,
     factor_info_key,
     info_key,
     kl_key,
@@ -90,7 +100,7 @@ def write_synthetic_study(
     rng = np.random.default_rng(0)
     study = Path(root) / name
     study.mkdir(parents=True, exist_ok=True)
-    (study / "study.yaml").write_text(
+    (study / STUDY_SPEC_FILE).write_text(
         f"name: {name}\nsearch:\n  mode: grid\nseeds: {seeds}\n# synthetic study\n"
     )
     # a grid gamma x lr x c_max, c_max as fine as the trial count allows
@@ -126,19 +136,19 @@ def write_synthetic_study(
         rel = f"train_{trial_id}_{i}_c_max={config['c_max']},gamma={config['gamma']}"
         tdir = study / rel
         tdir.mkdir(exist_ok=True)
-        (tdir / "params.json").write_text(json.dumps(config, indent=2))
+        (tdir / PARAMS_FILE).write_text(json.dumps(config, indent=2))
         status, error = (
-            {"ok": "TERMINATED", "running": "RUNNING", "pending": "PENDING"}.get(kind, "ERROR"),
+            {"ok": TERMINATED, "running": RUNNING, "pending": PENDING}.get(kind, ERROR),
             None,
         )
         if kind != "pending":
             stop = steps if kind == "ok" else steps // 2
             lines = _result_lines(trial_id, config, stop, rng)
-            (tdir / "result.json").write_text("\n".join(lines) + "\n")
+            (tdir / RESULT_FILE).write_text("\n".join(lines) + "\n")
             if kind == "ok" and traversals:
                 ckpt = tdir / "checkpoint_000000"
                 ckpt.mkdir(exist_ok=True)
-                (ckpt / "config.json").write_text(json.dumps(config, indent=2))
+                (ckpt / CONFIG_FILE).write_text(json.dumps(config, indent=2))
                 (ckpt / TRAVERSALS_FILE).write_bytes(npz)
                 for step in range(eval_every, steps + 1, eval_every or steps + 1):
                     snap = tdir / traversal_snapshot(step)  # one per evaluation, KL growing
@@ -146,7 +156,7 @@ def write_synthetic_study(
                     snap.write_bytes(_traversal_bytes(latent_dim, grown=step / steps))
         if kind == "failed":
             error = f"TrainingDiverged: non-finite loss at step {stop + report_every}"
-            (tdir / "error.txt").write_text(
+            (tdir / ERROR_FILE).write_text(
                 "Failure # 1 (occurred at 2025-01-01_00-00-00)\n"
                 "Traceback (most recent call last):\n  ...\n"
                 f"trainables.trainer.{error}\n"
@@ -155,7 +165,7 @@ def write_synthetic_study(
             {"trial_id": trial_id, "path": rel, "status": status, "error": error, "config": config}
         )
     if trials_json:
-        (study / "trials.json").write_text(json.dumps(entries, indent=1))
+        (study / TRIALS_FILE).write_text(json.dumps(entries, indent=1))
     return study
 
 
