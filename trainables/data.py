@@ -18,24 +18,9 @@ import torch
 from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
 from trainables import grid, render
 from trainables.config import DataError
+from trainables.render import factors_of, index_of  # the official order; importable here too
 
 OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-
-
-def _strides(sizes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(math.prod(sizes[i + 1 :]) for i in range(len(sizes)))
-
-
-def index_of(factors: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
-    """(B, 5) factor indices -> (B,) index in the official order (posY varying fastest)."""
-    f = factors.long()  # python-int strides: no host-to-device copy, graph-safe
-    return sum(f[:, i] * s for i, s in enumerate(_strides(sizes)))
-
-
-def factors_of(index: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
-    """(B,) indices in the official order -> (B, 5) factor indices (inverse of index_of)."""
-    cols = [(index // s) % n for s, n in zip(_strides(sizes), sizes)]
-    return torch.stack(cols, dim=-1)
 
 
 def factor_features(factors: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:

@@ -53,7 +53,8 @@ def cache_dir() -> Path:
 
 
 def renderer_version() -> str:
-    """A hash of the renderer's source: images change only when it does."""
+    """A hash of the renderer's source (the shapes and the index order the grid is laid
+    out in, ``render.factors_of``): images change only when it does."""
     return hashlib.sha256(Path(render.__file__).read_bytes()).hexdigest()[:12]
 
 
@@ -79,8 +80,6 @@ def build(path: Path, progress: bool = True) -> None:
     """Render every image of the grid, pack it and write ``path`` atomically."""
     from tqdm import tqdm
 
-    from trainables.data import factors_of
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(NUM_IMAGES, ROW_BYTES))
@@ -100,7 +99,8 @@ def build(path: Path, progress: bool = True) -> None:
     )
     for start in range(0, NUM_IMAGES, CHUNK):
         idx = torch.arange(start, min(start + CHUNK, NUM_IMAGES))
-        out[start : start + len(idx)] = pack(render.render(factors_of(idx), torch.uint8)).numpy()
+        images = render.render(render.factors_of(idx), torch.uint8)
+        out[start : start + len(idx)] = pack(images).numpy()
         bar.update(len(idx))
     bar.close()
     if progress and not tty:

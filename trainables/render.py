@@ -9,6 +9,9 @@ calibrated against frames of the official dataset (see tests/test_render.py):
 - a square at scale s has half-side 10 s (10x10 pixels at s=0.5, 20x20 at s=1);
 - the ellipse and the heart follow the areas and outlines of the official frames;
 - orientation turns the sprite counter-clockwise as seen on screen (y up).
+
+``index_of`` and ``factors_of`` map factor indices to the official dataset's image index
+and back: the order the prerendered grid (trainables/grid.py) is laid out in.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from analysis.contract import FACTOR_SIZES
 
 IMAGE_SIZE = 64
 SCALES = torch.linspace(0.5, 1.0, 6, dtype=torch.float64).tolist()
@@ -33,6 +38,22 @@ HEART_R = 5.0
 HEART_LOBE_X = 4.925
 HEART_LOBE_Y = 4.25
 HEART_TIP = 8.6
+
+
+def _strides(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(math.prod(sizes[i + 1 :]) for i in range(len(sizes)))
+
+
+def index_of(factors: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
+    """(B, 5) factor indices -> (B,) index in the official order (posY varying fastest)."""
+    f = factors.long()  # python-int strides: no host-to-device copy, graph-safe
+    return sum(f[:, i] * s for i, s in enumerate(_strides(sizes)))
+
+
+def factors_of(index: torch.Tensor, sizes: tuple[int, ...] = FACTOR_SIZES) -> torch.Tensor:
+    """(B,) indices in the official order -> (B, 5) factor indices (inverse of index_of)."""
+    cols = [(index // s) % n for s, n in zip(_strides(sizes), sizes)]
+    return torch.stack(cols, dim=-1)
 
 
 def factor_values(factors: torch.Tensor) -> tuple[torch.Tensor, ...]:
