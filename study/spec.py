@@ -262,8 +262,11 @@ def read_spec(source: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def apply_overrides(raw: dict[str, Any], sets: typing.Iterable[str]) -> dict[str, Any]:
-    """``--set trial.steps=40 --set search.num_samples=4`` (values parsed as YAML); a null
-    value removes the key (``--set scheduler=null``)."""
+    """``--set trial.steps=40 --set search.num_samples=4`` (values parsed as YAML). A null
+    value removes the key, so its default applies (``--set trial.lr=null``: TrialConfig's
+    lr; ``--set space.beta=null``: beta is not searched). ``scheduler`` alone is kept as
+    null, which validation reads as its default all the same: ``--set scheduler=null``
+    runs without a scheduler either way."""
     out = copy.deepcopy(raw)
     for dotted, value in parse_overrides(sets).items():
         *parents, last = dotted.split(".")
@@ -275,7 +278,7 @@ def apply_overrides(raw: dict[str, Any], sets: typing.Iterable[str]) -> dict[str
             if not isinstance(node, dict):
                 where = ".".join(parents[: i + 1])
                 raise SpecError(f"--set {dotted}: {where} is not a mapping")
-        if value is None and last != "scheduler":
+        if value is None and last != "scheduler":  # the raw spec keeps scheduler: null
             node.pop(last, None)
         else:
             node[last] = value
