@@ -416,7 +416,7 @@ def activation_summary_data(
     )  # fmt: skip
     verdicts = so.order_verdicts(across, default.label)
     at_default = across[across["threshold"] == default.label].drop(columns="threshold")
-    pairwise = so.PairwiseOrder(at_default.reset_index(drop=True), ids)
+    pairwise = so.PairwiseOrder(at_default.reset_index(drop=True))
     excluded = excluded.reset_index(drop=True)
     return ActivationSummary(
         factors, orders, pairwise, excluded, factor_share, ids, table, across, verdicts

@@ -379,7 +379,6 @@ class PairwiseOrder:
     """
 
     table: pd.DataFrame
-    trials: list[str]
 
 
 def pairwise_order(groups: pd.DataFrame, confidence: float = 0.95) -> PairwiseOrder:
@@ -417,7 +416,7 @@ def pairwise_order(groups: pd.DataFrame, confidence: float = 0.95) -> PairwiseOr
                     else None,
                 }
             )
-    return PairwiseOrder(pd.DataFrame(rows, columns=PAIR_COLUMNS), list(wide.index))
+    return PairwiseOrder(pd.DataFrame(rows, columns=PAIR_COLUMNS))
 
 
 def pair_null(a: str, b: str) -> float:
