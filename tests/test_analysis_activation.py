@@ -181,7 +181,6 @@ def test_stopped_early_trials_are_listed_not_counted():
 def test_trials_that_learned_nothing_are_listed_not_counted():
     study = _study()
     study.trials["recon"] = [120.0, 130.0, 566.0, np.nan]
-    study.trials["info_z0"] = [2.0, 2.0, 0.01, np.nan]
     s = activation_summary_data(study)
     assert s.counted == ["t1", "t2"]
     assert "learned nothing" in s.excluded.set_index("trial_id").at["t3", "reason"]
