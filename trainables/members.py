@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 
 from analysis.contract import (
     ERROR_FILE,
+    ERROR_KEY,
     PARAMS_FILE,
     RESULT_FILE,
     STATE_FILE,
@@ -134,7 +135,7 @@ class MemberFolder:
         self.add_row(row)
         if not self.local:
             self._flush_rows()
-        self._write(ERROR_FILE, f"{row.get('error')}\n")
+        self._write(ERROR_FILE, f"{row.get(ERROR_KEY)}\n")
 
     # ---- reading back on a restart -----------------------------------------------------
 
