@@ -498,10 +498,10 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
     None) and text, the summary line, with the counts at the ``default`` threshold's
     label:
 
-    - holds: the same group opened first in most trials where both opened, at every
-      threshold: ``position before scale in most trials where both opened, at every
-      threshold from 10% to 40% and 0.25 to 0.5 nats; at 25%: 4 of 4 trials (0.40–1.00;
-      chance 0.67, p = 0.2)``
+    - holds: the same group opened first in most trials where both opened ("every
+      trial" when in all of them), at every threshold: ``position before scale in every
+      trial where both opened, at every threshold from 10% to 40% and 0.25 to 0.5 nats;
+      at 25%: 4 of 4 trials (0.40–1.00; chance 0.67, p = 0.2)``
     - depends: one group at some thresholds, the other (or neither) at others:
       ``position before scale depends on the threshold: 10%: 0 of 4, 15%: 1 of 4, ...``
     - split: no majority either way at any threshold where both opened
@@ -521,8 +521,10 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
         elif seen.all() and (sign == sign.iloc[0]).all() and sign.iloc[0] != 0:
             first = a if sign.iloc[0] > 0 else b
             verdict = "holds"
+            leads = g["a_first"] if first == a else g["b_first"]
+            share = "every trial" if (leads == g["n"]).all() else "most trials"
             text = (
-                f"{first} before {b if first == a else a} in most trials where both opened, "
+                f"{first} before {b if first == a else a} in {share} where both opened, "
                 f"at {_threshold_span(list(g.index))}"
                 f"; at {at.name}: {_counts(at, first == a)}{censored_note(at, a, b)}"
             )

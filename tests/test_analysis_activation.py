@@ -229,7 +229,7 @@ def test_the_summary_line_says_whether_the_order_holds_per_configuration():
     study.trials["config/gamma"] = 10.0
     study.trials.loc[1, "status"] = "ERROR"  # t2, against the paper, not counted
     assert order_summary(activation_summary_data(study)) == (
-        "Over 2 trials of one configuration: position before scale in most trials where both "
+        "Over 2 trials of one configuration: position before scale in every trial where both "
         "opened, at every threshold from "
         "10% to 40% and 0.25 to 0.5 nats; at 25%: 1 of 1 trial (0.03–1.00; chance 0.67, "
         "p = 0.67); only position opened in 1."

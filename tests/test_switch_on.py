@@ -244,7 +244,7 @@ def test_an_order_that_holds_at_every_threshold():
     assert v.at[("position", "scale"), "verdict"] == "holds"
     assert v.at[("position", "scale"), "first"] == "position"
     assert v.at[("position", "scale"), "text"] == (
-        "position before scale in most trials where both opened, at every threshold from "
+        "position before scale in every trial where both opened, at every threshold from "
         "10% to 40% and 0.25 to 0.5 nats; "
         "at 25%: 2 of 2 trials (0.16–1.00; chance 0.67, p = 0.44); only position opened in 1"
     )
@@ -273,7 +273,7 @@ def test_an_order_that_depends_on_the_threshold():
     )
     one = so.order_verdicts(across[across["threshold"] == "25%"]).set_index(["a", "b"])
     assert one.at[("position", "scale"), "text"].startswith(
-        "position before scale in most trials where both opened, at the 25% threshold; "
+        "position before scale in every trial where both opened, at the 25% threshold; "
         "at 25%: 1 of 1 trial"
     )
 
@@ -298,7 +298,7 @@ def test_only_replicates_are_pooled():
     v = so.order_verdicts(across).set_index(["configuration", "a", "b"])
     assert v.at[("c_max=16", "position", "scale"), "first"] == "scale"
     assert v.at[("c_max=16", "position", "scale"), "text"] == (
-        "scale before position in most trials where both opened, at the 25% threshold; "
+        "scale before position in every trial where both opened, at the 25% threshold; "
         "at 25%: 1 of 1 trial "
         "(0.03–1.00; chance 0.33, p = 0.33)"
     )
