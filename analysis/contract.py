@@ -94,6 +94,9 @@ def traversal_snapshot(step: int) -> str:
 RESULT_FILE = "result.json"  # one report row per line
 PARAMS_FILE = "params.json"  # the trial's config
 ERROR_FILE = "error.txt"  # a failed trial's reason: its last non-empty line
+# A population member that successive halving stopped (trainables.halving): the reason.
+# Its status is TERMINATED, stopped early (its rows end before its last step).
+STOPPED_FILE = "stopped.txt"
 # Trial statuses (Ray's names): the ended ones, and those whose final values count.
 TERMINATED, ERROR = "TERMINATED", "ERROR"
 RUNNING, PENDING = "RUNNING", "PENDING"  # reported something / nothing yet
@@ -110,6 +113,10 @@ REPORT_FILE = "report.html"  # the study's report, written when the study ends
 # config lists the members' trial configs under MEMBERS_KEY, and member j is written to
 # the folder member_dirname(j) inside the trial's, laid out as an unpacked trial's.
 MEMBERS_KEY = "__members"
+# With a scheduler a population has more members than slots (SLOTS_KEY: how many train
+# at once) and successive halving (HALVING_KEY: metric, mode, grace, eta) frees slots.
+SLOTS_KEY = "__slots"
+HALVING_KEY = "__halving"
 
 
 # A study's trials table has one column per trial-config field, named config_col(field).

@@ -31,6 +31,7 @@ from analysis.contract import (
     PENDING,
     RESULT_FILE,
     RUNNING,
+    STOPPED_FILE,
     STUDY_SPEC_FILE,
     TRAVERSALS_DIR,
     TRAVERSALS_FILE,
@@ -267,7 +268,7 @@ def _load_ray_trial(sfs: StudyFS, entry: dict[str, Any]) -> dict[str, Any]:
         error = _rows.last_error(data)  # a diverged trial's last row names its reason
     ckpts = [(int(m.group(1)), n) for n in files if (m := _RAY_CHECKPOINT.match(n))]
     failed = ERROR_FILE in files or bool(data and _rows.last_error(data))
-    status = entry.get("status") or _infer_status(failed, frame, config)
+    status = entry.get("status") or _infer_status(failed, frame, config, STOPPED_FILE in files)
     return {
         "trial_id": str(entry.get("trial_id") or _id_from_dirname(rel)),
         "path": rel,
@@ -303,15 +304,15 @@ def _load_single(sfs: StudyFS) -> dict[str, Any]:
     }
 
 
-def _infer_status(failed: bool, frame: pa.Table | None, config: dict) -> str:
+def _infer_status(failed: bool, frame: pa.Table | None, config: dict, stopped: bool = False) -> str:
     """``rows.trial_status``: ERROR with an error file or a diverged last row; else
-    TERMINATED when the last step reached ``config['steps']``; RUNNING when it reported
-    something; else PENDING."""
+    TERMINATED when the last step reached ``config['steps']`` or halving ``stopped`` it;
+    RUNNING when it reported something; else PENDING."""
     step = None
     if frame is not None and frame.num_rows and "step" in frame.column_names:
         step = pc.max(frame["step"]).as_py()
     unfinished = PENDING if step is None else RUNNING
-    return _rows.trial_status(failed, step, config.get("steps"), unfinished)
+    return _rows.trial_status(failed, step, config.get("steps"), unfinished, stopped)
 
 
 def _final_checkpoint(sfs: StudyFS, rel: str, ckpts: list[tuple[int, str]]) -> str | None:

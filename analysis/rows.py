@@ -109,12 +109,18 @@ def last_error(data: bytes) -> str | None:
     return error if isinstance(error, str) and error else None
 
 
-def trial_status(failed: bool, last_step: Any, steps: Any, unfinished: str) -> str:
+def trial_status(
+    failed: bool, last_step: Any, steps: Any, unfinished: str, stopped: bool = False
+) -> str:
     """A trial's status from what it left behind: ERROR when it failed (an error file, or
     a last row naming its error); TERMINATED when its last reported step reached
-    ``steps``, the step its config trains to (not a number: never); else ``unfinished``."""
+    ``steps``, the step its config trains to (not a number: never), or when successive
+    halving ``stopped`` it (a population member's stopped.txt: stopped early, as Ray's
+    ASHA leaves a trial); else ``unfinished``."""
     if failed:
         return ERROR
+    if stopped:
+        return TERMINATED
     numbers = all(isinstance(v, (int, float)) for v in (last_step, steps))
     return TERMINATED if numbers and last_step >= steps else unfinished
 

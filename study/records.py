@@ -24,6 +24,7 @@ from analysis.contract import (
     MEMBERS_KEY,
     OPTUNA_DB_FILE,
     RESULT_FILE,
+    STOPPED_FILE,
     TERMINATED,
     TRIALS_FILE,
     format_value,
@@ -102,7 +103,10 @@ def _members(
         )
         # not finished by its own rows: as its population, failed once that has ended
         unfinished = ERROR if status in ENDED else status
-        state = trial_status(bool(error), last.get("step"), config.get("steps", 0), unfinished)
+        stopped = _error_line(storage.join_location(study_dir, path, STOPPED_FILE)) is not None
+        state = trial_status(
+            bool(error), last.get("step"), config.get("steps", 0), unfinished, stopped
+        )
         if state == ERROR and not error:  # its population stopped before it finished
             error = _error_line(storage.join_location(study_dir, rel, ERROR_FILE)) or (
                 "its population stopped before it finished"

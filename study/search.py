@@ -8,6 +8,7 @@ objectives over the replicates that finished.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import warnings
@@ -19,7 +20,14 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from analysis.contract import MEMBERS_KEY, OPTUNA_JOURNAL_FILE, mean_defined, metric_value
+from analysis.contract import (
+    HALVING_KEY,
+    MEMBERS_KEY,
+    OPTUNA_JOURNAL_FILE,
+    SLOTS_KEY,
+    mean_defined,
+    metric_value,
+)
 from study.space import points, to_optuna, to_tune
 from study.spec import Spec
 from trainables.config import TrialConfig
@@ -33,10 +41,17 @@ def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
     if spec.resources.population > 1 and spec.search.mode == "optuna":
         return {}
     if spec.resources.population > 1:
-        return {
-            MEMBERS_KEY: tune.grid_search(populations(spec)),
-            STUDY_DIR_KEY: study_dir,
-        }
+        space = {MEMBERS_KEY: tune.grid_search(populations(spec)), STUDY_DIR_KEY: study_dir}
+        if spec.scheduler is not None:  # more members than slots, halved at rungs
+            s = spec.scheduler
+            space[SLOTS_KEY] = spec.resources.population
+            space[HALVING_KEY] = {
+                "metric": s.metric,
+                "mode": s.mode,
+                "grace": s.grace_period,
+                "eta": s.reduction_factor,
+            }
+        return space
     space: dict[str, Any] = {**spec.base_config, STUDY_DIR_KEY: study_dir}
     if spec.search.mode == "grid":
         space.update({k: to_tune(d) for k, d in spec.space.items()})
@@ -46,15 +61,23 @@ def param_space(spec: Spec, study_dir: str = "") -> dict[str, Any]:
 
 def populations(spec: Spec) -> list[list[dict[str, Any]]]:
     """The grid's trials (every point once per seed, in grid order) packed into
-    populations of at most ``spec.resources.population`` members that share an architecture."""
+    populations of at most ``spec.resources.population`` members that share an
+    architecture; with a scheduler, of at most ``population * ceil(reduction_factor)``,
+    trained ``population`` at a time: successive halving stops about that share of a
+    population's configurations at its first rung, and the queued ones take the freed
+    slots (``trainables.halving``)."""
     from trainables.population import architecture
+
+    size = spec.resources.population
+    if spec.scheduler is not None:
+        size *= math.ceil(spec.scheduler.reduction_factor)
 
     groups: dict[tuple[Any, ...], list[list[dict[str, Any]]]] = {}
     for point in points(spec.space):
         for seed in spec.seeds:
             member = {**spec.base_config, **point, "seed": seed}
             packs = groups.setdefault(architecture(TrialConfig.from_dict(member)), [[]])
-            if len(packs[-1]) == spec.resources.population:
+            if len(packs[-1]) == size:
                 packs.append([])
             packs[-1].append(member)
     return [pack for packs in groups.values() for pack in packs]
@@ -99,8 +122,9 @@ class TrialDirname:
 
 
 def make_scheduler(spec: Spec) -> TrialScheduler | None:
+    """Tune's ASHA for unpacked trials; a packed study halves inside its populations."""
     s = spec.scheduler
-    if s is None:
+    if s is None or spec.resources.population > 1:
         return None
     return ASHAScheduler(
         time_attr="step",

@@ -327,11 +327,11 @@ def validate(raw: dict[str, Any], machine: Machine | Cluster | None = None) -> S
             "scheduler: null",
             "scheduler",
         )
-    if resources.population > 1 and scheduler is not None:
+    if resources.population > 1 and scheduler is not None and search.mode == "optuna":
         raise SpecError(
-            f"resources.population={resources.population}: the ASHA scheduler stops trials "
-            "one by one and cannot stop a population's members; use scheduler: null or "
-            "population: 1",
+            f"resources.population={resources.population}: successive halving inside "
+            "populations runs in grid studies; an Optuna study's populations are its "
+            "batches; use scheduler: null, population: 1 or search.mode: grid",
             "resources.population",
         )
     return Spec(

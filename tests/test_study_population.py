@@ -148,12 +148,13 @@ def test_a_packed_optuna_study_asks_in_batches_and_tells_the_seed_means(ray_clus
         assert ot.values[1] == pytest.approx(sum(r["mig"] for r in finals) / 2)
 
 
-def test_a_population_cannot_take_a_scheduler(tmp_path):
-    with pytest.raises(SpecError, match="cannot stop a population's members"):
+def test_an_optuna_population_cannot_take_a_scheduler(tmp_path):
+    with pytest.raises(SpecError, match="successive halving inside populations runs in grid"):
         validate(
             tiny_spec(
                 tmp_path,
-                space={"gamma": [1.0, 2.0]},
+                space={"gamma": {"uniform": [1.0, 2.0]}},
+                search={"mode": "optuna", "num_samples": 4, "objectives": {"recon": "min"}},
                 scheduler={"type": "asha", "metric": "recon", "mode": "min"},
                 resources={"population": 4},
             )
@@ -197,3 +198,54 @@ def test_a_killed_population_resumes_each_member_from_its_checkpoint(ray_cluster
         assert_rows_close(reported, reference[i], rel=1e-5)  # resumed, as if never killed
         solo = rows_of(Trainer(configs[i]))
         assert_rows_close(reported[:1], solo[:1], rel=1e-5)  # and each member is its trial
+
+
+def test_a_packed_grid_study_halves_inside_its_populations(tmp_path):
+    """Eight configurations, four slots: at the first rung (step 10) successive halving
+    stops the configurations worse than the rung's median so far; the queued ones take
+    the freed slots; the report and the summary count the stopped ones as stopped."""
+    from study.runner import run_study
+
+    lrs = [3e-3, 1e-4, 1e-2, 3e-4, 2e-3, 7e-3, 1e-3, 5e-3]  # better and worse in turn
+    spec = validate(
+        tiny_spec(
+            tmp_path,
+            name="halved",
+            trial={"steps": 30, "c_steps": 30},
+            space={"lr": lrs},
+            scheduler={"type": "asha", "metric": "recon", "mode": "min", "grace_period": 10,
+                       "reduction_factor": 2},
+            resources={"cpu": 1, "population": 4},
+        )
+    )  # fmt: skip
+    result = run_study(spec, progress=False, report=False)
+    study_dir = Path(result.study_dir)
+    trials = trials_json(study_dir)
+    assert len(trials) == 8 and len({t["path"].split("/")[0] for t in trials}) == 1
+    assert {t["status"] for t in trials} == {"TERMINATED"}
+    last = {t["config"]["lr"]: rows(study_dir / t["path"])[-1]["step"] for t in trials}
+    stopped = [lr for lr, step in last.items() if step < 30]
+    assert last[lrs[0]] == 30  # the first at its rung goes on: nothing to compare with yet
+    assert 1 <= len(stopped) <= 7 and all(last[lr] in (10, 20) for lr in stopped)
+    assert all(last[lr] >= 10 for lr in lrs[4:])  # the queued ones trained in freed slots
+    recon_at = {
+        t["config"]["lr"]: {r["step"]: r["recon"] for r in rows(study_dir / t["path"])}
+        for t in trials
+    }
+    for lr in stopped:  # worse at its rung than one that went on past it
+        rung = last[lr]
+        assert any(recon_at[o].get(rung, -1) < recon_at[lr][rung] for o in lrs if last[o] > rung)
+    for t in trials:
+        member = study_dir / t["path"]
+        reason = member / "stopped.txt"
+        assert reason.is_file() == (t["config"]["lr"] in stopped)
+        if reason.is_file():
+            assert "successive halving" in reason.read_text()
+    study = load_study(study_dir)
+    by_lr = study.trials.set_index("config/lr")
+    assert (by_lr.loc[stopped, "status"] == "TERMINATED").all()
+    assert not by_lr.loc[stopped, "complete"].any()  # listed as stopped early
+    from study.records import collect, summary
+
+    lines = summary(spec, str(study_dir), collect(str(study_dir)))
+    assert f"stopped early by the scheduler: {len(stopped)} trials" in lines

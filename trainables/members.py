@@ -25,6 +25,7 @@ from analysis.contract import (
     PARAMS_FILE,
     RESULT_FILE,
     STATE_FILE,
+    STOPPED_FILE,
     Row,
     member_dirname,
     traversal_snapshot,
@@ -137,6 +138,12 @@ class MemberFolder:
             self._flush_rows()
         self._write(ERROR_FILE, f"{row.get(ERROR_KEY)}\n")
 
+    def stop(self, reason: str) -> None:
+        """Stopped early by successive halving: its rows so far, and stopped.txt."""
+        if not self.local:
+            self._flush_rows()
+        self._write(STOPPED_FILE, f"{reason}\n")
+
     # ---- reading back on a restart -----------------------------------------------------
 
     def resume(self, data: DSprites) -> Trainer | None:
@@ -163,6 +170,14 @@ class MemberFolder:
     @property
     def failed(self) -> bool:
         return self.fs.get_file_info(self._p(ERROR_FILE)).type == pafs.FileType.File
+
+    @property
+    def stopped(self) -> bool:
+        return self.fs.get_file_info(self._p(STOPPED_FILE)).type == pafs.FileType.File
+
+    def read_rows(self) -> list[Row]:
+        """The rows written so far (all of them, of every run)."""
+        return self._read_rows()
 
     # ---- files -------------------------------------------------------------------------
 

@@ -237,7 +237,8 @@ class Population:
             self.slots[slot].ended = False  # stopped in its final evaluation: run() ends it
 
     def retire(self, slot: int) -> None:
-        """Stop training ``slot`` for good (its member failed in an earlier run)."""
+        """Stop training ``slot``'s member for good (it failed in an earlier run, or
+        successive halving stopped it; a callback may then ``admit`` another)."""
         self.slots[slot].ended = True
         with torch.no_grad():
             self.alive[slot] = False
@@ -402,7 +403,8 @@ class Population:
         exactly when its solo trial would call them (``Trainer.run``), with the same
         rows; ``on_end(slot, error)`` when it finishes (``error`` None) or diverges
         (``error``: the TrainingDiverged naming its step). ``on_end`` may ``admit`` a new
-        member into the freed slot.
+        member into the freed slot, and ``on_report`` may ``retire`` any slot and
+        ``admit`` into it: a slot changed that way is not read again this window.
         """
         report = on_report or (lambda slot, row, due: None)
         ended = on_end or (lambda slot, error: None)
@@ -429,8 +431,10 @@ class Population:
                 slot.acc_n += n
                 slot.seconds += seconds
                 slot.timed += timed
-            for i in active:
-                self._after_window(i, report, on_evaluate, ended)
+            trained = {i: self.slots[i] for i in active}
+            for i in active:  # a callback may have stopped or refilled a slot meanwhile
+                if self.slots[i] is trained[i] and not trained[i].ended:
+                    self._after_window(i, report, on_evaluate, ended)
 
     def _after_window(
         self, i: int, report: OnReport, on_evaluate: OnEvaluate | None, ended: OnEnd

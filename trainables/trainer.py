@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.contract import CONFIG_FILE, STATE_FILE, TRAVERSALS_FILE, Row, kl_key
+from analysis.contract import (
+    CONFIG_FILE,
+    DIVERGED_KEY,
+    ERROR_KEY,
+    STATE_FILE,
+    TRAVERSALS_FILE,
+    Row,
+    kl_key,
+)
 from trainables import grid, host
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import DSprites, load_dataset
@@ -53,6 +61,18 @@ class TrainingDiverged(RuntimeError):
 
     def __reduce__(self):  # pickled by Ray: rebuild from the step, not the message
         return (TrainingDiverged, (self.step,))
+
+
+NAN_COLUMNS = ("recon", "kl", "loss")  # NaN in a diverged row: metrics a scheduler may expect
+
+
+def diverged_row(e: TrainingDiverged, cfg: TrialConfig) -> Row:
+    """The last row of a diverged trial: its step, NaN losses and the reason."""
+    row: Row = {"step": e.step, "images_seen": e.step * cfg.batch_size}
+    row.update({k: math.nan for k in NAN_COLUMNS})
+    row[DIVERGED_KEY] = True
+    row[ERROR_KEY] = f"{type(e).__name__}: {e}"
+    return row
 
 
 def resolve_device(name: str) -> torch.device:

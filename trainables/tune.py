@@ -13,7 +13,6 @@ deterministic), so the driver reads that row and does not retry it (study/runner
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -23,15 +22,14 @@ from typing import Any
 import ray
 from ray import tune
 
-from analysis.contract import DIVERGED_KEY, ERROR_KEY, MEMBERS_KEY, Row, jsonable
+from analysis.contract import HALVING_KEY, MEMBERS_KEY, SLOTS_KEY, Row, jsonable
 from analysis.fs import join_location
 from trainables.config import TrialConfig
 from trainables.members import write_snapshot
-from trainables.trainer import Trainer, TrainingDiverged, use_threads
+from trainables.trainer import Trainer, TrainingDiverged, diverged_row, use_threads
 
 MEMBER_RESULTS_KEY = "member_results"  # a population's last row: each member's last row
 STUDY_DIR_KEY = "__study_dir"  # ... and the study directory its members are written to
-NAN_COLUMNS = ("recon", "kl", "loss")  # NaN in that row: metrics a scheduler may expect
 
 
 def trial_config(config: dict[str, Any]) -> TrialConfig:
@@ -98,6 +96,7 @@ def train_population(config: dict[str, Any]) -> None:
     as ordinary trials. Restarted by Ray, each member resumes from its own newest
     checkpoint. Tune sees one summary row per report of a member, at most one a second.
     """
+    from trainables.halving import Halving, Roster
     from trainables.members import MemberFolder
     from trainables.population import Population
 
@@ -107,29 +106,13 @@ def train_population(config: dict[str, Any]) -> None:
     configs = [TrialConfig.from_dict(m) for m in config[MEMBERS_KEY]]
     trial_dir = trial_folder(config)
     folders = [MemberFolder.at(trial_dir, j, cfg) for j, cfg in enumerate(configs)]
-    pop = Population(configs)
-    for j, folder in enumerate(folders):
-        if folder.failed:  # it diverged in an earlier run: it would again
-            pop.retire(j)
-            continue
-        resumed = folder.resume(pop.data)
-        if resumed is not None:
-            pop.admit(j, resumed)
+    slots = min(int(config.get(SLOTS_KEY) or len(configs)), len(configs))
+    halving = Halving(configs, **config[HALVING_KEY]) if config.get(HALVING_KEY) else None
+    pop = Population(configs[:slots])
     summary = PopulationSummary(len(configs))
-
-    def on_report(j: int, row: Row, checkpoint_due: bool) -> None:
-        folders[j].add_row(jsonable(row))
-        if checkpoint_due:
-            folders[j].checkpoint(pop.members[j])
-        summary.update(j, row)
-
-    def on_end(j: int, error: Exception | None) -> None:
-        if isinstance(error, TrainingDiverged):
-            folders[j].fail(jsonable(diverged_row(error, configs[j])))
-        summary.end(j, error)
-
+    roster = Roster(pop, configs, folders, halving, summary)
     try:
-        pop.run(on_report, on_end=on_end, on_traversals=lambda j, s, a: folders[j].snapshot(s, a))
+        pop.run(roster.on_report, on_end=roster.on_end, on_traversals=roster.on_traversals)
     finally:  # each member's TensorBoard files complete, in cloud storage too
         for folder in folders:
             folder.close()
@@ -185,12 +168,3 @@ class PopulationSummary:
                 "images_per_s": sum(r.get("images_per_s", 0.0) for r in rows),
             }
         )
-
-
-def diverged_row(e: TrainingDiverged, cfg: TrialConfig) -> Row:
-    """The last row of a diverged trial: its step, NaN losses and the reason."""
-    row: Row = {"step": e.step, "images_seen": e.step * cfg.batch_size}
-    row.update({k: math.nan for k in NAN_COLUMNS})
-    row[DIVERGED_KEY] = True
-    row[ERROR_KEY] = f"{type(e).__name__}: {e}"
-    return row
