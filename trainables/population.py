@@ -243,17 +243,18 @@ class Population:
         with torch.no_grad():
             self.alive[slot] = False
 
-    def sync(self, slot: int) -> Trainer:
+    def sync(self, slot: int, adam_steps: float | None = None) -> Trainer:
         """Write the slot's stacked state back into its member trainer (weights, Adam
         state in torch's own layout, step) and return it: ready to be probed, evaluated,
-        checkpointed or resumed alone."""
+        checkpointed or resumed alone. ``adam_steps``: the slot's Adam step count when
+        the caller has read it already (a read waits for the device)."""
         member = self.slots[slot].member
         assert member is not None
         member.load_trained(
             {name: p[slot] for name, p in self.params.items()},
             {name: m[slot] for name, m in self.exp_avg.items()},
             {name: v[slot] for name, v in self.exp_avg_sq.items()},
-            float(self._adam_step[slot]),
+            float(self._adam_step[slot]) if adam_steps is None else adam_steps,
         )
         return member
 
@@ -432,17 +433,30 @@ class Population:
                 slot.seconds += seconds
                 slot.timed += timed
             trained = {i: self.slots[i] for i in active}
+            host = self._read_window()
             for i in active:  # a callback may have stopped or refilled a slot meanwhile
                 if self.slots[i] is trained[i] and not trained[i].ended:
-                    self._after_window(i, report, on_evaluate, ended)
+                    self._after_window(i, host, report, on_evaluate, ended)
+
+    def _read_window(self) -> tuple[torch.Tensor, list[int], list[float]]:
+        """Every slot's statistics, first non-finite step and Adam step count, read from
+        the device at once (one wait for the window, not three per member)."""
+        return self._acc.detach().cpu(), self.bad.tolist(), self._adam_step.tolist()
 
     def _after_window(
-        self, i: int, report: OnReport, on_evaluate: OnEvaluate | None, ended: OnEnd
+        self,
+        i: int,
+        host: tuple[torch.Tensor, list[int], list[float]],
+        report: OnReport,
+        on_evaluate: OnEvaluate | None,
+        ended: OnEnd,
     ) -> None:
-        """Member i's row, evaluation, checkpoint or end, where its step is one."""
+        """Member i's row, evaluation, checkpoint or end, where its step is one; ``host``:
+        the window's statistics as ``_read_window`` read them."""
         slot = self.slots[i]
         member = slot.member
-        bad = int(self.bad[i])
+        acc, bads, adam_steps = host
+        bad = bads[i]
         if bad >= 0:  # frozen at that step: fails there, the others go on
             slot.ended = True
             self.alive[i] = False
@@ -454,13 +468,13 @@ class Population:
             step=member.step,
             span=slot.acc_n,
             steps=slot.timed,
-            acc=(self._acc[i] / slot.acc_n).detach().cpu(),
-            bad=self.bad[i].cpu(),
+            acc=acc[i] / slot.acc_n,
+            bad=torch.tensor(bad),
             seconds=slot.seconds,
         )
         self._acc[i].zero_()
         slot.acc_n, slot.seconds, slot.timed = 0, 0.0, 0
-        self.sync(i)
+        self.sync(i, adam_steps[i])
         if member.probe is not None:
             w.posterior = member.probe.encode(member.model.encoder)
         self._conclude(i, member.read(w), report, on_evaluate, ended)
