@@ -48,7 +48,17 @@ from study import records as rec
 from study.callbacks import NoRetryAfterDivergence, SessionCallbacks
 from study.progress import AUTOSCALER, Progress
 from study.search import journal_path, param_space, tune_config
-from study.spec import AUTO, Cluster, Machine, Node, Spec, SpecError, validate, wandb_mode
+from study.spec import (
+    AUTO,
+    Cluster,
+    Machine,
+    Node,
+    Spec,
+    SpecError,
+    resolve_resources,
+    validate,
+    wandb_mode,
+)
 from trainables.tune import MEMBER_RESULTS_KEY, STUDY_DIR_KEY, train, train_population
 
 
@@ -404,13 +414,11 @@ def with_cluster_resources(spec: Spec, here: bool, echo: Echo, poll_s: float = 2
     decided there: this machine when Ray was started ``here``, else the cluster's live
     nodes and node types (``capacity``). A cluster with no worker yet and no node types
     known decides ``gpu: auto`` when the first worker joins: this waits for it."""
-    raw = spec.to_dict()
     start, said = time.monotonic(), None
     while True:
-        checked = validate(raw, capacity(here))
+        checked = resolve_resources(spec, capacity(here))
         if checked.resources.gpu != AUTO:
-            notes = tuple(dict.fromkeys((*spec.notes, *checked.notes)))
-            return dataclasses.replace(checked, notes=notes)
+            return checked
         now = time.monotonic()
         if said is None or now - said >= WAIT_SAY_S:
             said = now

@@ -386,6 +386,20 @@ def _search(given: dict[str, Any]) -> Search:
     )
 
 
+def resolve_resources(spec: Spec, machine: Machine | Cluster) -> Spec:
+    """``spec`` with its resources checked against ``machine`` (what Ray can give a
+    trial: this machine's Ray or a joined cluster's nodes and node types) and ``gpu:
+    auto`` decided there, the trial's ``device: auto`` following. The one step a study
+    takes once Ray is up: ``validate`` checked everything else before Ray started.
+    ``gpu`` stays auto on a cluster that cannot decide it yet (no worker, no node
+    types)."""
+    notes = list(spec.notes)
+    r = spec.resources
+    resources = _resources({"cpu": r.cpu, "gpu": r.gpu, "population": r.population}, machine, notes)
+    trial = _trial(spec.trial, resources.gpu)
+    return replace(spec, resources=resources, trial=trial, notes=tuple(dict.fromkeys(notes)))
+
+
 def _resources(
     given: dict[str, Any], machine: Machine | Cluster | None, notes: list[str]
 ) -> Resources:

@@ -352,3 +352,24 @@ def test_a_spec_error_carries_its_key_through_pickling(raw, key):
     assert e.value.key == key and key in str(e.value)
     again = pickle.loads(pickle.dumps(e.value))  # errors cross Ray's process boundary
     assert again.key == key and str(again) == str(e.value)
+
+
+def test_gpu_auto_is_decided_in_a_step_of_its_own_once_ray_is_up():
+    from study.spec import AUTO, resolve_resources
+
+    spec = load_spec("burgess2018", machine=None)  # before Ray: nothing to decide by
+    assert spec.resources.gpu == AUTO and spec.trial.get("device", "auto") == "auto"
+    on_gpus = resolve_resources(spec, Machine(cpus=16, gpus=2))
+    assert on_gpus.resources.gpu == 0.25 and on_gpus.trial["device"] == "cuda"
+    on_cpu = resolve_resources(spec, Machine(cpus=2, gpus=0))
+    assert on_cpu.resources.gpu == 0 and on_cpu.trial["device"] == "cpu"
+    assert any("no GPU here" in n for n in on_cpu.notes)
+    assert on_cpu.space == spec.space and on_cpu.search == spec.search  # the rest as it was
+    with pytest.raises(SpecError, match="resources.cpu=4 is above this machine's 2 CPU"):
+        resolve_resources(apply_overrides_spec(spec, cpu=4), Machine(cpus=2, gpus=0))
+
+
+def apply_overrides_spec(spec, **resources):
+    import dataclasses
+
+    return dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, **resources))
