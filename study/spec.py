@@ -139,6 +139,26 @@ class Search:
         """Optuna's direction of each objective, in order."""
         return ["minimize" if d == "min" else "maximize" for d in self.objectives.values()]
 
+    @classmethod
+    def check(cls, given: dict[str, Any]) -> Search:
+        """The section's raw values (defaults filled in) checked; objectives are checked
+        against the metrics later, once the space is known (``validate``)."""
+        mode = _one_of("search.mode", given["mode"], MODES)
+        num_samples = _int("search.num_samples", given["num_samples"], 1)
+        if mode == "grid" and num_samples != 1:
+            raise SpecError(
+                f"search.num_samples={num_samples}: a grid study runs every point once per seed; "
+                "use seeds for replicates, or search.mode=optuna",
+                "search.num_samples",
+            )
+        return cls(
+            mode=mode,
+            sampler=_one_of("search.sampler", given["sampler"], SAMPLERS),
+            objectives=given["objectives"],  # checked against the metrics once the space is known
+            num_samples=num_samples,
+            max_concurrent=_int("search.max_concurrent", given["max_concurrent"], 0),
+        )
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -150,6 +170,47 @@ class Resources:
     """GPUs per trial (a fraction shares one); `auto`: a quarter where there are GPUs."""
     population: int = 1
     """Trials trained together in one process, one step for all (1: apart)."""
+
+    @classmethod
+    def check(
+        cls, given: dict[str, Any], machine: Machine | Cluster | None, notes: list[str]
+    ) -> Resources:
+        """The section's raw values checked against ``machine`` (None: before Ray, where
+        ``gpu: auto`` stays auto), notes appended to ``notes``."""
+        cpu = _number("resources.cpu", given["cpu"], low=0, strict=True)
+        population = _int("resources.population", given["population"], 1)
+        gpu: float | str
+        if given["gpu"] == AUTO:
+            gpu = auto_gpu(machine, population, notes)
+        elif isinstance(given["gpu"], str):
+            raise SpecError(
+                f"resources.gpu={given['gpu']!r}: expected a number or auto", "resources.gpu"
+            )
+        else:
+            gpu = _number("resources.gpu", given["gpu"], low=0)
+        if gpu != AUTO and gpu > 1 and not float(gpu).is_integer():
+            raise SpecError(
+                f"resources.gpu={gpu}: fractions are for less than one GPU", "resources.gpu"
+            )
+        if isinstance(machine, Cluster) and gpu != AUTO:
+            _fits_the_cluster(cpu, gpu, machine, notes)
+        elif machine is not None and gpu != AUTO:
+            if gpu > machine.gpus:
+                hint = (
+                    "; to train on the CPU instead, add --set resources.gpu=0"
+                    if machine.gpus == 0
+                    else f"; add --set resources.gpu={machine.gpus} or less"
+                )
+                raise SpecError(
+                    f"resources.gpu={gpu} is above this machine's {machine.gpus} GPU(s){hint}",
+                    "resources.gpu",
+                )
+            if cpu > machine.cpus:
+                raise SpecError(
+                    f"resources.cpu={cpu} is above this machine's {machine.cpus} CPU(s)",
+                    "resources.cpu",
+                )
+        return cls(cpu=cpu, gpu=gpu, population=population)
 
 
 @dataclass(frozen=True)
@@ -167,6 +228,38 @@ class Scheduler:
     """Steps before a trial may be stopped; None: a tenth of the shortest trial."""
     reduction_factor: float = 3.0
     """Keep 1 in reduction_factor trials at each rung."""
+
+    @classmethod
+    def check(cls, given: Any, trial: dict[str, Any], space: dict[str, Dim]) -> Scheduler | None:
+        """The section (None: no scheduler) checked against the trials' metrics and
+        lengths; every field set."""
+        if given is None:
+            return None
+        raw = _section(Scheduler, given, "scheduler")
+        _one_of("scheduler.type", raw["type"], ("asha",))
+        every_row = tuple(m for m in _metric_names(trial, space) if m not in METRICS)
+        metric = raw["metric"]
+        if metric not in every_row:
+            raise SpecError(
+                f"scheduler.metric={metric!r}: ASHA needs a metric of every report: "
+                + ", ".join(every_row),
+                "scheduler.metric",
+            )
+        mode = raw["mode"] if raw["mode"] is not None else DIRECTIONS.get(metric)
+        if mode is None:
+            raise SpecError(f"scheduler.mode: give min or max for {metric!r}", "scheduler.mode")
+        steps = (
+            space["steps"].values if "steps" in space else (trial.get("steps", TrialConfig.steps),)
+        )
+        grace = raw["grace_period"]
+        rf = raw["reduction_factor"]
+        return cls(
+            type="asha",
+            metric=metric,
+            mode=_direction("scheduler.mode", mode),
+            grace_period=_int("scheduler.grace_period", grace or max(1, min(steps) // 10), 1),
+            reduction_factor=float(_number("scheduler.reduction_factor", rf, low=1, strict=True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -304,9 +397,9 @@ def validate(raw: dict[str, Any], machine: Machine | Cluster | None = None) -> S
     name = top["name"]
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(f"name={name!r}: letters, digits, '_', '.' and '-' only", "name")
-    search = _search(_section(Search, top["search"], "search"))
+    search = Search.check(_section(Search, top["search"], "search"))
     notes: list[str] = []
-    resources = _resources(_section(Resources, top["resources"], "resources"), machine, notes)
+    resources = Resources.check(_section(Resources, top["resources"], "resources"), machine, notes)
     max_failures = _int("max_failures", top["max_failures"], 0)
     storage = _storage(top["storage"])
     checkpoint_every = _int("checkpoint_every", top["checkpoint_every"], 0)
@@ -317,7 +410,7 @@ def validate(raw: dict[str, Any], machine: Machine | Cluster | None = None) -> S
     _check_points({**trial, "checkpoint_every": checkpoint_every}, space)
     metrics = _metric_names(trial, space)
     search = replace(search, objectives=_objectives(search.objectives, metrics))
-    scheduler = _scheduler(top["scheduler"], trial, space)
+    scheduler = Scheduler.check(top["scheduler"], trial, space)
     if search.mode == "optuna" and not space:
         raise SpecError("space: an optuna study needs at least one searched field", "space")
     if scheduler is not None and search.mode == "optuna" and len(seeds) > 1:
@@ -368,24 +461,6 @@ def _section(section: type, given: Any, where: str) -> dict[str, Any]:
     return {**defaults(section), **{k: v for k, v in given.items() if v is not None}}
 
 
-def _search(given: dict[str, Any]) -> Search:
-    mode = _one_of("search.mode", given["mode"], MODES)
-    num_samples = _int("search.num_samples", given["num_samples"], 1)
-    if mode == "grid" and num_samples != 1:
-        raise SpecError(
-            f"search.num_samples={num_samples}: a grid study runs every point once per seed; "
-            "use seeds for replicates, or search.mode=optuna",
-            "search.num_samples",
-        )
-    return Search(
-        mode=mode,
-        sampler=_one_of("search.sampler", given["sampler"], SAMPLERS),
-        objectives=given["objectives"],  # checked against the metrics once the space is known
-        num_samples=num_samples,
-        max_concurrent=_int("search.max_concurrent", given["max_concurrent"], 0),
-    )
-
-
 def resolve_resources(spec: Spec, machine: Machine | Cluster) -> Spec:
     """``spec`` with its resources checked against ``machine`` (what Ray can give a
     trial: this machine's Ray or a joined cluster's nodes and node types) and ``gpu:
@@ -395,48 +470,11 @@ def resolve_resources(spec: Spec, machine: Machine | Cluster) -> Spec:
     types)."""
     notes = list(spec.notes)
     r = spec.resources
-    resources = _resources({"cpu": r.cpu, "gpu": r.gpu, "population": r.population}, machine, notes)
+    resources = Resources.check(
+        {"cpu": r.cpu, "gpu": r.gpu, "population": r.population}, machine, notes
+    )
     trial = _trial(spec.trial, resources.gpu)
     return replace(spec, resources=resources, trial=trial, notes=tuple(dict.fromkeys(notes)))
-
-
-def _resources(
-    given: dict[str, Any], machine: Machine | Cluster | None, notes: list[str]
-) -> Resources:
-    cpu = _number("resources.cpu", given["cpu"], low=0, strict=True)
-    population = _int("resources.population", given["population"], 1)
-    gpu: float | str
-    if given["gpu"] == AUTO:
-        gpu = auto_gpu(machine, population, notes)
-    elif isinstance(given["gpu"], str):
-        raise SpecError(
-            f"resources.gpu={given['gpu']!r}: expected a number or auto", "resources.gpu"
-        )
-    else:
-        gpu = _number("resources.gpu", given["gpu"], low=0)
-    if gpu != AUTO and gpu > 1 and not float(gpu).is_integer():
-        raise SpecError(
-            f"resources.gpu={gpu}: fractions are for less than one GPU", "resources.gpu"
-        )
-    if isinstance(machine, Cluster) and gpu != AUTO:
-        _fits_the_cluster(cpu, gpu, machine, notes)
-    elif machine is not None and gpu != AUTO:
-        if gpu > machine.gpus:
-            hint = (
-                "; to train on the CPU instead, add --set resources.gpu=0"
-                if machine.gpus == 0
-                else f"; add --set resources.gpu={machine.gpus} or less"
-            )
-            raise SpecError(
-                f"resources.gpu={gpu} is above this machine's {machine.gpus} GPU(s){hint}",
-                "resources.gpu",
-            )
-        if cpu > machine.cpus:
-            raise SpecError(
-                f"resources.cpu={cpu} is above this machine's {machine.cpus} CPU(s)",
-                "resources.cpu",
-            )
-    return Resources(cpu=cpu, gpu=gpu, population=population)
 
 
 def _fits_the_cluster(cpu: float, gpu: float, cluster: Cluster, notes: list[str]) -> None:
@@ -753,31 +791,3 @@ def _objectives(given: Any, metrics: tuple[str, ...]) -> dict[str, str]:
             raise SpecError(f"{key}: unknown metric; known: {', '.join(metrics)}", key)
         out[metric] = _direction(key, direction)
     return out
-
-
-def _scheduler(given: Any, trial: dict[str, Any], space: dict[str, Dim]) -> Scheduler | None:
-    if given is None:
-        return None
-    raw = _section(Scheduler, given, "scheduler")
-    _one_of("scheduler.type", raw["type"], ("asha",))
-    every_row = tuple(m for m in _metric_names(trial, space) if m not in METRICS)
-    metric = raw["metric"]
-    if metric not in every_row:
-        raise SpecError(
-            f"scheduler.metric={metric!r}: ASHA needs a metric of every report: "
-            + ", ".join(every_row),
-            "scheduler.metric",
-        )
-    mode = raw["mode"] if raw["mode"] is not None else DIRECTIONS.get(metric)
-    if mode is None:
-        raise SpecError(f"scheduler.mode: give min or max for {metric!r}", "scheduler.mode")
-    steps = space["steps"].values if "steps" in space else (trial.get("steps", TrialConfig.steps),)
-    grace = raw["grace_period"]
-    rf = raw["reduction_factor"]
-    return Scheduler(
-        type="asha",
-        metric=metric,
-        mode=_direction("scheduler.mode", mode),
-        grace_period=_int("scheduler.grace_period", grace or max(1, min(steps) // 10), 1),
-        reduction_factor=float(_number("scheduler.reduction_factor", rf, low=1, strict=True)),
-    )
