@@ -221,8 +221,8 @@ def bench_activation(seeds, jobs, sets, protocol, rows, from_rows):
 
     import pandas as pd
 
+    from trainables.activation_protocol import protocol_config, protocol_lines, run_protocol
     from trainables.config import TrialConfig
-    from trainables.protocol import protocol_config, protocol_lines, run_protocol
 
     if from_rows:
         for line in protocol_lines(pd.read_csv(from_rows)):

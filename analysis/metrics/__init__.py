@@ -14,6 +14,7 @@ from analysis.metrics.beta_vae import beta_vae_score
 from analysis.metrics.dci import completeness, dci, disentanglement, gbt_importance
 from analysis.metrics.evaluate import DEFAULT, FAST, Sizes, evaluate, evaluate_timed
 from analysis.metrics.factor_vae import factor_vae_score
+from analysis.metrics.ground_truth import GroundTruthData, Represent, sample_codes
 from analysis.metrics.information import (
     factor_information,
     factor_information_bounds,
@@ -32,7 +33,6 @@ from analysis.metrics.mutual_info import (
     mi_from_columns,
     mutual_info_matrix,
 )
-from analysis.metrics.protocol import GroundTruthData, Represent, sample_codes
 from analysis.metrics.sap import sap, sap_score_matrix
 
 __all__ = [

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from analysis.metrics.protocol import GroundTruthData, Represent, represent_factors
+from analysis.metrics.ground_truth import GroundTruthData, Represent, represent_factors
 
 BATCH_SIZE = 64
 NUM_TRAIN = 10_000

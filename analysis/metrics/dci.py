@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
-from analysis.metrics.protocol import check_pair
+from analysis.metrics.ground_truth import check_pair
 
 N_ESTIMATORS = 100  # sklearn's GradientBoostingClassifier default, as in the reference
 

@@ -17,9 +17,9 @@ from analysis.contract import METRICS
 from analysis.metrics import beta_vae as bv
 from analysis.metrics import factor_vae as fv
 from analysis.metrics.dci import N_ESTIMATORS, dci
+from analysis.metrics.ground_truth import GroundTruthData, Represent, sample_codes
 from analysis.metrics.mig import mig
 from analysis.metrics.mutual_info import mi_columns, mutual_info_matrix
-from analysis.metrics.protocol import GroundTruthData, Represent, sample_codes
 from analysis.metrics.sap import sap
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.metrics.protocol import GroundTruthData, Represent, represent_factors
+from analysis.metrics.ground_truth import GroundTruthData, Represent, represent_factors
 
 BATCH_SIZE = 64
 NUM_TRAIN = 10_000

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.metrics.ground_truth import check_pair
 from analysis.metrics.mutual_info import (
     NUM_BINS,
     discrete_entropy,
     discrete_mutual_info,
     histogram_discretize,
 )
-from analysis.metrics.protocol import check_pair
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = NUM_BINS) -> float:

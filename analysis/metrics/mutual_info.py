@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from analysis.contract import mi_key, parse_mi_key
-from analysis.metrics.protocol import check_pair
+from analysis.metrics.ground_truth import check_pair
 
 NUM_BINS = 20  # disentanglement_lib: discretizer.num_bins = 20
 

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from analysis.metrics.protocol import check_pair
+from analysis.metrics.ground_truth import check_pair
 
 
 def sap(

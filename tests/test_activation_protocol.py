@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
 from study.cli import main
-from trainables.protocol import protocol_lines
+from trainables.activation_protocol import protocol_lines
 
 H = {f: math.log(n) for f, n in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)}
 
@@ -87,7 +87,7 @@ def test_bench_activation_from_rows_prints_without_training(tmp_path):
 
 
 def test_the_images_protocol_trains_the_image_encoder():
-    from trainables.protocol import IMAGES, protocol_config
+    from trainables.activation_protocol import IMAGES, protocol_config
 
     config = protocol_config("images")
     assert config["encoder"] == "image" and config["gamma"] == 1000.0
