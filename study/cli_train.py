@@ -221,11 +221,16 @@ def bench_activation(seeds, jobs, sets, protocol, rows, from_rows):
 
     import pandas as pd
 
-    from trainables.activation_protocol import protocol_config, protocol_lines, run_protocol
+    from trainables.activation_protocol import (
+        activation_result,
+        format_activation,
+        protocol_config,
+        run_protocol,
+    )
     from trainables.config import TrialConfig
 
     if from_rows:
-        for line in protocol_lines(pd.read_csv(from_rows)):
+        for line in format_activation(activation_result(pd.read_csv(from_rows))):
             click.echo(line)
         return
     overrides = parse_overrides(sets)
@@ -242,5 +247,5 @@ def bench_activation(seeds, jobs, sets, protocol, rows, from_rows):
     click.echo(f"trained in {time.perf_counter() - t0:.0f} s")
     if rows:
         frame.to_csv(rows, index=False)
-    for line in protocol_lines(frame):
+    for line in format_activation(activation_result(frame)):
         click.echo(line)

@@ -78,6 +78,20 @@ def assert_weights_close(a: Trainer, b: Trainer, atol: float = 1e-5) -> None:
 # ---- a study's files and commands ---------------------------------------------------------
 
 
+def returns(monkeypatch: pytest.MonkeyPatch, module, name: str) -> list:
+    """Wrap ``module.name`` so that each call's return value is kept in the list this
+    returns: what a command measured, beside what it printed from it."""
+    kept: list = []
+    real = getattr(module, name)
+
+    def kept_call(*args, **kwargs):
+        kept.append(real(*args, **kwargs))
+        return kept[-1]
+
+    monkeypatch.setattr(module, name, kept_call)
+    return kept
+
+
 def rows(trial_dir: Path) -> list[dict]:
     with (trial_dir / "result.json").open() as f:
         return [json.loads(line) for line in f if line.strip()]

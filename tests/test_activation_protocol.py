@@ -1,4 +1,5 @@
-"""The activation-order protocol: its printed result on hand-made rows, and a tiny real run."""
+"""The activation-order protocol: its result and printed lines on hand-made rows, and a
+tiny real run."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from analysis.contract import FACTOR_NAMES, FACTOR_SIZES
 from study.cli import main
-from trainables.activation_protocol import protocol_lines
+from tests.helpers import returns
+from trainables import activation_protocol
+from trainables.activation_protocol import activation_result, format_activation
 
 H = {f: math.log(n) for f, n in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)}
 
@@ -28,8 +32,8 @@ def _seed(name: str, opens: dict[str, int]) -> pd.DataFrame:
     return frame
 
 
-def test_protocol_lines_from_hand_made_seeds():
-    rows = pd.concat(
+def _hand_made() -> pd.DataFrame:
+    return pd.concat(
         [
             _seed("seed 0", {"posX": 1, "posY": 2, "scale": 4}),
             _seed("seed 1", {"posY": 1, "scale": 3, "shape": 6}),
@@ -37,23 +41,55 @@ def test_protocol_lines_from_hand_made_seeds():
         ],
         ignore_index=True,
     )
-    lines = protocol_lines(rows)
+
+
+def test_activation_result_from_hand_made_seeds():
+    result = activation_result(_hand_made())
+    assert result.threshold.label == "25%"
+    assert [s.trial_id for s in result.seeds] == ["seed 0", "seed 1", "seed 2"]
+    seed0 = result.seeds[0]
+    assert (seed0.recon, seed0.kl, seed0.C) == (120.0, 10.0, 10.0)
+    assert seed0.order == (("posX",), ("posY",), ("scale",))
+    assert seed0.switch_on_c["posX"] == 2.0 and seed0.switch_on_c["posY"] == 3.0
+    assert seed0.switch_on_c["scale"] == 5.0 and math.isnan(seed0.switch_on_c["shape"])
+    assert result.final_info["posX"] == pytest.approx(2 / 3 * H["posX"])
+    # 2 of the 3 seeds where both opened; position is the earlier of two axes: chance 2/3
+    ps = result.pair("position", "scale")
+    assert (ps["a_first"], ps["n"], ps["ties"]) == (2, 3, 0)
+    assert (ps["low"], ps["high"]) == pytest.approx((0.0943, 0.9916), abs=1e-4)
+    assert ps["null"] == pytest.approx(2 / 3) and ps["p_value"] == pytest.approx(0.7407, abs=1e-4)
+    # orientation opened nowhere: said so, and no pair with it is counted as an order
+    assert result.never_opened == ("orientation",)
+    assert result.pair("scale", "orientation")["n"] == 0
+    # shape opened in one seed only: one ordered seed, two censored beside it
+    ss = result.pair("scale", "shape")
+    assert (ss["a_first"], ss["n"], ss["a_only"], ss["b_only"]) == (1, 1, 2, 0)
+    assert result.threshold in result.thresholds
+    assert result.verdict("position", "scale")[["verdict", "first"]].tolist() == [
+        "holds",
+        "position",
+    ]
+    assert result.verdict("scale", "orientation")["verdict"] == "not seen"
+
+
+def test_format_activation_says_each_seed_and_pair():
+    lines = format_activation(activation_result(_hand_made()))
     text = "\n".join(lines)
     seed0 = next(line for line in lines if line.startswith("seed 0"))
-    assert seed0.startswith("seed 0: recon 120.0, KL 10.00, C 10.00, order posX > posY > scale;")
-    assert "posX 2.00, posY 3.00" in seed0 and "scale 5.00" in seed0 and "shape -" in seed0
-    # 2 of the 3 seeds where both opened; position is the earlier of two axes: chance 2/3
+    assert seed0 == (
+        "seed 0: recon 120.0, KL 10.00, C 10.00, order posX > posY > scale; switch-on C: "
+        "shape -, scale 5.00, orientation -, posX 2.00, posY 3.00"
+    )
     assert "  position before scale: 2 of 3 (0.09–0.99; chance 0.67, p = 0.74; ties 0)" in text
-    # orientation opened nowhere: said so, and no pair with it is counted as an order
     assert "never opened within the budget, in any seed: orientation" in text
     assert "  scale before orientation: not seen (orientation never opened in 3 trials)" in text
-    # shape opened in one seed only: one ordered seed, two censored beside it
     assert "  scale before shape: 1 of 1 (0.03–1.00; chance 0.50, p = 0.5; ties 0); " in text
     assert "only scale opened in 2" in text
     assert "  position before scale in most trials where both opened, at every threshold" in text
 
 
-def test_bench_activation_runs_and_prints_the_order(tmp_path):
+def test_bench_activation_runs_and_prints_the_order(tmp_path, monkeypatch):
+    results = returns(monkeypatch, activation_protocol, "activation_result")
     rows = tmp_path / "rows.csv"
     args = ["bench", "activation", "--seeds", "2", "--jobs", "1", "--rows", str(rows)]
     sets = ["steps=60", "c_steps=60", "report_every=20", "probe_points=128", "hidden=32",
@@ -64,6 +100,9 @@ def test_bench_activation_runs_and_prints_the_order(tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 seeds, 1 at a time: encoder factors, gamma 1000" in result.output
     assert "position before scale" in result.output
+    [measured] = results
+    assert [s.trial_id for s in measured.seeds] == ["seed 0", "seed 1"]
+    assert len(measured.pairs) == len(measured.verdicts) == 6  # the four groups' pairs
     frame = pd.read_csv(rows)
     assert sorted(set(frame["trial_id"])) == ["seed 0", "seed 1"]
     assert frame.groupby("trial_id")["step"].max().tolist() == [60, 60]
@@ -83,7 +122,7 @@ def test_bench_activation_from_rows_prints_without_training(tmp_path):
     rows.to_csv(path, index=False)
     result = CliRunner().invoke(main, ["bench", "activation", "--from-rows", str(path)])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == protocol_lines(pd.read_csv(path))
+    assert result.output.splitlines() == format_activation(activation_result(pd.read_csv(path)))
 
 
 def test_the_images_protocol_trains_the_image_encoder():

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -118,47 +119,115 @@ def run_protocol(
     return pd.DataFrame([r for rows in results for r in rows])
 
 
-def protocol_lines(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> list[str]:
-    """The printed result: per seed its last row and each factor's switch-on C and the
-    order; the factors no seed opened; per pair of factor groups, over the seeds where
+@dataclass(frozen=True)
+class SeedOrder:
+    """One seed's last report row and when each of its factors switched on."""
+
+    trial_id: str  # "seed N"
+    recon: float  # the last row's, nats
+    kl: float
+    C: float
+    order: tuple[tuple[str, ...], ...]  # factors by switch-on; a tuple: same row
+    switch_on_c: dict[str, float]  # per factor (FACTOR_NAMES), its switch-on C; NaN: never
+
+
+@dataclass(frozen=True, eq=False)  # holds tables: compared by identity
+class ActivationResult:
+    """The activation-order measurement over the seeds of one configuration:
+    ``threshold`` is the default one (a share of each factor's entropy), ``pairs`` the
+    pairwise order of factor groups at it (``switch_on.PAIR_COLUMNS``, one row per pair
+    a, b), ``verdicts`` whether each pair's order holds at every one of ``thresholds``
+    (``switch_on.VERDICT_COLUMNS``)."""
+
+    threshold: so.Threshold
+    seeds: tuple[SeedOrder, ...]
+    final_info: dict[str, float]  # per factor, nats the code tells at the end, mean over seeds
+    never_opened: tuple[str, ...]  # factors no seed switched on
+    pairs: pd.DataFrame
+    thresholds: tuple[so.Threshold, ...]
+    verdicts: pd.DataFrame
+
+    def pair(self, a: str, b: str) -> pd.Series:
+        """The ``pairs`` row of groups ``a`` before ``b``."""
+        return self.pairs.set_index(["a", "b"]).loc[(a, b)]
+
+    def verdict(self, a: str, b: str) -> pd.Series:
+        """The ``verdicts`` row of groups ``a`` before ``b``."""
+        return self.verdicts.set_index(["a", "b"]).loc[(a, b)]
+
+
+def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> ActivationResult:
+    """The measurement from the seeds' report rows (``run_protocol``): per seed its last
+    row and each factor's switch-on C and the order, at ``share`` of each factor's
+    entropy; the factors no seed opened; per pair of factor groups, over the seeds where
     both opened, how often the first opened first, with its exact interval, the chance
-    level and the censored seeds beside; and whether each pair's order holds at every
-    threshold of ``switch_on.THRESHOLDS``. The seeds are replicates of one configuration."""
-    default = so.Threshold("share", share)
+    level and the censored seeds; and whether each pair's order holds at every threshold
+    of ``switch_on.THRESHOLDS``. The seeds are replicates of one configuration."""
     factors = so.factor_switch_on(rows, share)
+    last = rows.groupby("trial_id", sort=False).tail(1).set_index("trial_id")
+    seeds = []
+    for tid, g in factors.groupby("trial_id", sort=False):
+        c_on = g.set_index("factor")["C_on"]
+        r = last.loc[tid]
+        seeds.append(
+            SeedOrder(
+                trial_id=tid,
+                recon=float(r["recon"]),
+                kl=float(r["kl"]),
+                C=float(r["C"]),
+                order=tuple(tuple(place) for place in so.trial_order(g)),
+                switch_on_c={f: float(c_on[f]) for f in FACTOR_NAMES},
+            )
+        )
+    default = so.Threshold("share", share)
+    thresholds = so.thresholds_with(share)
+    return ActivationResult(
+        threshold=default,
+        seeds=tuple(seeds),
+        final_info={
+            f: float(factors.loc[factors["factor"] == f, "final_info"].mean()) for f in FACTOR_NAMES
+        },
+        never_opened=tuple(
+            f for f, g in factors.groupby("factor", sort=False) if g["step_on"].isna().all()
+        ),
+        pairs=so.pairwise_order(so.group_switch_on(factors)).table,
+        thresholds=thresholds,
+        verdicts=so.order_verdicts(
+            so.order_across_thresholds(rows, thresholds=thresholds), default.label
+        ),
+    )
+
+
+def format_activation(result: ActivationResult) -> list[str]:
+    """The lines ``betastudy bench activation`` prints for ``result``."""
+    default = result.threshold
     lines = [
         f"a factor switches on at the first row of its last run at or above {default.label} "
         "of its entropy (off below half of that); C: the window mean of the rows"
     ]
-    last = rows.groupby("trial_id", sort=False).tail(1).set_index("trial_id")
-    for tid, g in factors.groupby("trial_id", sort=False):
-        c_on = g.set_index("factor")["C_on"]
+    for seed in result.seeds:
         opened = ", ".join(
-            f"{f} {'-' if math.isnan(c_on[f]) else format(c_on[f], '.2f')}" for f in FACTOR_NAMES
+            f"{f} {'-' if math.isnan(c) else format(c, '.2f')}" for f, c in seed.switch_on_c.items()
         )
-        r = last.loc[tid]
-        order = so.format_order(so.trial_order(g)) or "(none)"
+        order = so.format_order([list(place) for place in seed.order]) or "(none)"
         lines.append(
-            f"{tid}: recon {r['recon']:.1f}, KL {r['kl']:.2f}, C {r['C']:.2f}, order {order}; "
-            f"switch-on C: {opened}"
+            f"{seed.trial_id}: recon {seed.recon:.1f}, KL {seed.kl:.2f}, C {seed.C:.2f}, "
+            f"order {order}; switch-on C: {opened}"
         )
     lines.append("final information per factor (nats), mean over seeds: " + ", ".join(
-        f"{f} {factors.loc[factors['factor'] == f, 'final_info'].mean():.2f}"
-        for f in FACTOR_NAMES
+        f"{f} {info:.2f}" for f, info in result.final_info.items()
     ))  # fmt: skip
-    never = [f for f, g in factors.groupby("factor", sort=False) if g["step_on"].isna().all()]
-    if never:
+    if result.never_opened:
         lines.append(
-            f"never opened within the budget, in any seed: {', '.join(never)} (no order is "
-            "claimed for them; as the probe reads them, and it undershoots shape and "
-            "orientation: docs/activation.md, 'The held-out bound undershoots')"
+            f"never opened within the budget, in any seed: {', '.join(result.never_opened)} "
+            "(no order is claimed for them; as the probe reads them, and it undershoots shape "
+            "and orientation: docs/activation.md, 'The held-out bound undershoots')"
         )
-    pairs = so.pairwise_order(so.group_switch_on(factors)).table
     lines.append(
         f"pairs of factor groups at {default.label}, over the seeds where both opened "
         "(paper: position < scale < orientation, shape):"
     )
-    for _, p in pairs.iterrows():
+    for _, p in result.pairs.iterrows():
         head = f"  {p['a']} before {p['b']}: "
         if not p["n"]:
             lines.append(head + f"not seen ({so.unseen_reason(p, p['a'], p['b'])})")
@@ -168,11 +237,7 @@ def protocol_lines(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> list[s
             f"{p['null']:.2f}, p = {p['p_value']:.2g}; ties {p['ties']})"
             + so.censored_note(p, p["a"], p["b"])
         )
-    thresholds = so.thresholds_with(share)
-    verdicts = so.order_verdicts(
-        so.order_across_thresholds(rows, thresholds=thresholds), default.label
-    )
-    labels = ", ".join(t.label for t in thresholds)
+    labels = ", ".join(t.label for t in result.thresholds)
     lines.append(f"across thresholds ({labels}):")
-    lines += [f"  {t}" for t in verdicts["text"]]
+    lines += [f"  {t}" for t in result.verdicts["text"]]
     return lines
