@@ -13,7 +13,6 @@ rate, not a measured study: evaluations, probes and checkpoints come on top).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from trainables.bench import population_lines
+from trainables.bench import compare_population, format_population
 
 STUDY_CONFIGS, STUDY_STEPS = 64, 100_000
 
@@ -49,12 +48,10 @@ def main() -> None:
     best = 0.0
     for forward, v in variants:
         print(f"variant: forward {forward} {v or ''}")
-        lines = population_lines(sizes, steps, {"batch_size": args.batch_size, **v}, forward,
-                                 args.rounds)  # fmt: skip
-        print("\n".join(lines), "\n")
-        for line in lines[2:]:
-            rate = float(re.split(r"\s+", line.strip())[2].replace(",", ""))
-            best = max(best, rate)
+        result = compare_population(sizes, steps, {"batch_size": args.batch_size, **v}, forward,
+                                    args.rounds)  # fmt: skip
+        print("\n".join(format_population(result)), "\n")
+        best = max([best, *(r.population_images_per_s for r in result.sizes)])
     images = STUDY_CONFIGS * STUDY_STEPS * args.batch_size
     print(
         f"best aggregate rate {best:,.0f} images/s: a {STUDY_CONFIGS}-configuration x "

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from trainables.bench import compare, layer_lines
+from trainables.bench import compare, format_compare, format_layers, profile_layers
 
 
 def main() -> None:
@@ -40,9 +40,9 @@ def main() -> None:
         variants.append({"precision": "bf16"})
     for v in variants:
         window = args.window or (200 if torch.cuda.is_available() else 25)
-        lines = compare(args.steps, {"batch_size": args.batch_size, **v}, window)
+        lines = format_compare(compare(args.steps, {"batch_size": args.batch_size, **v}, window))
         print("\n".join(lines), "\n")
-    print("\n".join(layer_lines({"batch_size": args.batch_size})))
+    print("\n".join(format_layers(profile_layers({"batch_size": args.batch_size}))))
 
 
 if __name__ == "__main__":

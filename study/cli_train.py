@@ -124,12 +124,12 @@ def bench_trainer(steps, window, batch_size, device, threads, sets):
     interleaved window by window at the same thread count; medians and their ratio."""
     import torch
 
-    from trainables.bench import compare
+    from trainables.bench import compare, format_compare
     from trainables.trainer import use_threads
 
     torch.set_num_threads(threads) if threads else use_threads()
     overrides = {"batch_size": batch_size, "device": device, **parse_overrides(sets)}
-    for line in compare(steps, overrides, window):
+    for line in format_compare(compare(steps, overrides, window)):
         click.echo(line)
 
 
@@ -150,12 +150,12 @@ def bench_layers(steps, batch_size, device, threads, sets):
     inside real steps, their GFLOP/s against the device's matmul rate, and the rest."""
     import torch
 
-    from trainables.bench import layer_lines
+    from trainables.bench import format_layers, profile_layers
     from trainables.trainer import use_threads
 
     torch.set_num_threads(threads) if threads else use_threads()
     overrides = {"batch_size": batch_size, "device": device, **parse_overrides(sets)}
-    for line in layer_lines(overrides, steps):
+    for line in format_layers(profile_layers(overrides, steps)):
         click.echo(line)
 
 
@@ -175,7 +175,7 @@ def bench_population(sizes, steps, rounds, forward, device, threads, sets):
     K trained as solo trials one after another (same device, one process, interleaved)."""
     import torch
 
-    from trainables.bench import population_lines
+    from trainables.bench import compare_population, format_population
     from trainables.trainer import use_threads
 
     try:
@@ -186,7 +186,7 @@ def bench_population(sizes, steps, rounds, forward, device, threads, sets):
         raise ConfigError(f"--sizes {sizes!r}: give population sizes like 1,4,16")
     torch.set_num_threads(threads) if threads else use_threads()
     overrides = {"device": device, **parse_overrides(sets)}
-    for line in population_lines(ks, steps, overrides, forward, rounds):
+    for line in format_population(compare_population(ks, steps, overrides, forward, rounds)):
         click.echo(line)
 
 

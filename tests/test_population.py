@@ -15,6 +15,7 @@ from tests.helpers import (
     assert_rows_close,
     assert_weights_close,
     population_rows,
+    returns,
     rows_of,
     small,
 )
@@ -280,3 +281,29 @@ def test_the_population_reaches_its_members_through_the_trainers_public_interfac
         and not (isinstance(n.value, ast.Name) and n.value.id == "self")
     }
     assert not private, private  # e.g. member._acc: use Trainer.window_state()
+
+
+def test_bench_population_prints_a_row_per_size(monkeypatch):
+    from click.testing import CliRunner
+
+    from study.cli import main
+    from trainables import bench
+
+    results = returns(monkeypatch, bench, "compare_population")
+    args = ["bench", "population", "--sizes", "1,2", "--steps", "1", "--rounds", "2"]
+    args += ["--forward", "loop", "--threads", "1", "--set", "prerender=off"]
+    for s in ("batch_size=8", "channels=4", "hidden=16", "latent_dim=4"):
+        args += ["--set", s]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    [r] = results
+    assert (r.device, r.threads, r.rounds, r.steps) == ("CPU", 1, 2, 1)
+    assert [(s.k, s.forward) for s in r.sizes] == [(1, "loop"), (2, "loop")]
+    assert all(s.population_images_per_s > 0 and s.solo_images_per_s > 0 for s in r.sizes)
+    lines = result.output.splitlines()
+    assert lines == bench.format_population(r)
+    assert lines[0].startswith("device: CPU  threads 1  batch 8  latent_dim 4  encoder image")
+    assert lines[1].split() == ["K", "forward", "population", "img/s", "K", "solo", "trials",
+                                "img/s", "ratio"]  # fmt: skip
+    assert lines[3].split()[:2] == ["2", "loop"]
+    assert lines[3].endswith(f"  {r.sizes[1].ratio:.2f}x")

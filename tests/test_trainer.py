@@ -23,7 +23,7 @@ from analysis.contract import (
     latent_factor_info_key,
     mean_var_key,
 )
-from tests.helpers import SMALL, rows_of, small
+from tests.helpers import SMALL, returns, rows_of, small
 from trainables.config import ConfigError, TrialConfig
 from trainables.objectives import capacity
 from trainables.trainer import Trainer, TrainingDiverged
@@ -284,58 +284,66 @@ def test_a_cpu_trainer_steps_without_page_faults():
     assert faults < 500, faults
 
 
-def test_bench_trainer_prints_both_loops_and_their_ratio():
+def test_bench_trainer_prints_both_loops_and_their_ratio(monkeypatch):
     from click.testing import CliRunner
 
     from study.cli import main
+    from trainables import bench
 
+    results = returns(monkeypatch, bench, "compare")
     args = ["bench", "trainer", "--steps", "4", "--window", "2", "--threads", "1"]
     args += ["--set", "prerender=off", "--set", "channels=8", "--set", "hidden=32"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    lines = {line.split(":")[0].strip(): line for line in result.output.splitlines()}
-    assert "each loop in its own process" in result.output
-    ratio = float(lines["ratio"].split()[-1].rstrip("x"))
-    trainer = float(lines["betastudy trainer"].split()[2].replace(",", ""))
-    conventional = float(lines["conventional loop"].split()[2].replace(",", ""))
-    assert ratio == pytest.approx(trainer / conventional, rel=0.02)
-    assert float(lines["arithmetic"].split()[1]) > 0  # GFLOP a step
-    assert "median of the 2 turns' ratios" in lines["ratio per turn"]
-    for loop in ("betastudy trainer", "conventional loop"):
-        faults = lines[loop].split(";")[-1].split()
-        assert faults[1:] == ["page", "faults", "a", "step)"], lines[loop]
-        assert faults[0].replace(",", "").isdigit(), lines[loop]
+    [r] = results
+    assert (r.windows, r.window, r.threads, r.device) == (2, 2, 1, "CPU")
+    assert r.config.channels == 8 and not r.cached  # prerender=off: rendered per batch
+    for loop in (r.ours, r.conventional):
+        assert loop.slowest <= loop.images_per_s <= loop.fastest
+        assert loop.images_per_s == pytest.approx(r.config.batch_size / loop.step_s)
+        assert loop.faults_per_step >= 0
+    assert r.turn_ratio_low <= r.turn_ratio <= r.turn_ratio_high
+    assert r.step_flops > 0 and r.matmul_flops > 0 and r.setup_s > 0
+    assert r.probe_s > 0 and r.probed_images_per_s < r.ours.images_per_s
+    lines = result.output.splitlines()
+    assert lines == bench.format_compare(r)
+    assert "each loop in its own process" in lines[1]
+    assert f"ratio:              {r.ratio:12.2f}x" in lines
+    assert "median of the 2 turns' ratios" in lines[5]
 
 
-def test_bench_layers_attributes_each_convolution_its_own_forward_and_backward():
+def test_bench_layers_attributes_each_convolution_its_own_forward_and_backward(monkeypatch):
     from click.testing import CliRunner
 
     from study.cli import main
+    from trainables import bench
 
+    results = returns(monkeypatch, bench, "profile_layers")
     b, c = 8, 4
     args = ["bench", "layers", "--steps", "2", "--threads", "1", "--batch-size", str(b)]
     args += ["--set", "prerender=off", "--set", f"channels={c}", "--set", "hidden=16"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line.split() for line in result.output.splitlines()}
-    layers = [f"encoder.conv.{i}" for i in (0, 2, 4, 6)]
-    layers += [f"decoder.deconv.{i}" for i in (0, 2, 4, 6)]
-    assert all(name in rows for name in layers), result.output
-    # columns: name, input, ->, output, fwd MFLOP, fwd ms, GFLOP/s, bwd MFLOP, bwd ms, GFLOP/s
-    mflop = {name: (float(rows[name][4]), float(rows[name][7])) for name in layers}
+    [profile] = results
+    layers = {layer.name: layer for layer in profile.layers}
+    names = [f"encoder.conv.{i}" for i in (0, 2, 4, 6)]
+    names += [f"decoder.deconv.{i}" for i in (0, 2, 4, 6)]
+    assert list(layers) == names
     # MACs: input channels x output channels x 16 taps x the smaller side's positions
-    positions = dict(zip(layers, (32 * 32, 16 * 16, 8 * 8, 4 * 4, 4 * 4, 8 * 8, 16 * 16, 32 * 32)))
-    for name in layers:
+    positions = dict(zip(names, (32 * 32, 16 * 16, 8 * 8, 4 * 4, 4 * 4, 8 * 8, 16 * 16, 32 * 32)))
+    for name, layer in layers.items():
         one_channel = name in ("encoder.conv.0", "decoder.deconv.6")
-        fwd = 2 * b * c * (1 if one_channel else c) * positions[name] * 16 / 1e6
+        fwd = 2 * b * c * (1 if one_channel else c) * positions[name] * 16
         bwd = fwd if name == "encoder.conv.0" else 2 * fwd  # images need no input gradient
-        assert mflop[name] == pytest.approx((fwd, bwd), abs=0.051), name
-    assert rows["encoder.conv.0"][1:4] == ["1x64x64", "->", f"{c}x32x32"]
-    assert rows["decoder.deconv.6"][1:4] == [f"{c}x32x32", "->", "1x64x64"]
-    assert all(float(rows[name][5]) > 0 and float(rows[name][8]) > 0 for name in layers)
-    conv_ms = float(rows["convolutions:"][1])
-    step_ms = float(rows["whole"][2])
-    assert 0 < conv_ms < step_ms
+        assert (layer.forward_flops, layer.backward_flops) == (fwd, bwd), name
+        assert layer.forward_s > 0 and layer.backward_s > 0, name
+    first, last = layers["encoder.conv.0"], layers["decoder.deconv.6"]
+    assert (first.input_shape, first.output_shape) == ((1, 64, 64), (c, 32, 32))
+    assert (last.input_shape, last.output_shape) == ((c, 32, 32), (1, 64, 64))
+    assert 0 < profile.conv_s < profile.profiled_step_s
+    lines = result.output.splitlines()
+    assert lines == bench.format_layers(profile)
+    assert lines[2].startswith(f"encoder.conv.0     1x64x64 -> {c}x32x32          1.0 ")
 
 
 def test_step_flops_of_a_graphed_or_compiled_config_are_the_eager_ones():

@@ -19,6 +19,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -222,9 +223,61 @@ def _serve(kind: str, values: dict[str, Any], steps: int, threads: int, conn: An
         conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
-def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str]:
+@dataclass(frozen=True)
+class LoopRate:
+    """One loop's speed over its timed windows."""
+
+    step_s: float  # seconds a step, median over the windows
+    images_per_s: float  # at that median
+    slowest: float  # images/s of the slowest window
+    fastest: float  # images/s of the fastest window
+    faults_per_step: float  # minor page faults a step, median over the windows
+
+
+def _loop_rate(batch_size: int, per_step: list[float], faults: list[float]) -> LoopRate:
+    step_s = statistics.median(per_step)
+    return LoopRate(
+        step_s=step_s,
+        images_per_s=batch_size / step_s,
+        slowest=batch_size / max(per_step),
+        fastest=batch_size / min(per_step),
+        faults_per_step=statistics.median(faults),
+    )
+
+
+@dataclass(frozen=True)
+class TrainerComparison:
+    """``compare``'s figures: this trainer (``config``) against the conventional loop
+    (the same config in fp32, eager), ``windows`` turns of ``window`` steps each."""
+
+    config: TrialConfig
+    device: str  # "CPU" or the CUDA device's name
+    cuda: bool
+    threads: int
+    channels_last: bool  # the trainer's layout
+    cached: bool  # batches from the cached packed grid, else rendered per batch
+    windows: int
+    window: int
+    setup_s: float  # the trainer's set-up, not timed in the rates
+    ours: LoopRate
+    conventional: LoopRate
+    turn_ratio: float  # median over the turns of the conventional seconds over ours
+    turn_ratio_low: float  # the quartiles of those ratios
+    turn_ratio_high: float
+    step_flops: int  # floating-point operations of one training step
+    matmul_flops: float  # this device's fp32 matrix-product rate, FLOP/s
+    probe_s: float  # one probe measurement
+    probed_images_per_s: float  # the trainer's rate with a probe every report_every steps
+
+    @property
+    def ratio(self) -> float:
+        """The trainer's median images/s over the conventional loop's."""
+        return self.ours.images_per_s / self.conventional.images_per_s
+
+
+def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> TrainerComparison:
     """Run both loops interleaved, each in its own process with this process's thread
-    count, and return the lines to print."""
+    count; their figures."""
     cfg = timing_config(overrides, probe=True).replace(steps=steps + 2 * WARMUP + 10)
     dev = resolve_device(cfg.device)
     threads = torch.get_num_threads()
@@ -236,49 +289,74 @@ def compare(steps: int, overrides: dict[str, Any], window: int = 25) -> list[str
         per_step = interleaved({k: v.take for k, v in loops.items()}, steps, window)
         probe_s = loops["ours"].probe_seconds()
         info = loops["ours"].info
-        faults = {k: statistics.median(v.faults) for k, v in loops.items()}
     finally:
         for loop in loops.values():
             loop.close()
     peak = matmul_flops(dev)
-    ms = {k: statistics.median(v) for k, v in per_step.items()}
-    lo_hi = {k: (min(v), max(v)) for k, v in per_step.items()}
-    rate = {k: cfg.batch_size / s for k, s in ms.items()}
-    pair = paired_ratios(per_step)
-    probed = cfg.batch_size * cfg.report_every / (ms["ours"] * cfg.report_every + probe_s)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
-    data = "cached packed grid" if info["cached"] else "rendered per batch"
+    rates = {k: _loop_rate(cfg.batch_size, per_step[k], loop.faults) for k, loop in loops.items()}
+    turn, low, high = paired_ratios(per_step)
+    probed = cfg.batch_size * cfg.report_every / (rates["ours"].step_s * cfg.report_every + probe_s)
+    return TrainerComparison(
+        config=cfg,
+        device=_device_name(dev),
+        cuda=dev.type == "cuda",
+        threads=threads,
+        channels_last=info["channels_last"],
+        cached=info["cached"],
+        windows=len(per_step["ours"]),
+        window=window,
+        setup_s=info["setup"],
+        ours=rates["ours"],
+        conventional=rates["conventional"],
+        turn_ratio=turn,
+        turn_ratio_low=low,
+        turn_ratio_high=high,
+        step_flops=info["flops"],
+        matmul_flops=peak,
+        probe_s=probe_s,
+        probed_images_per_s=probed,
+    )
+
+
+def format_compare(result: TrainerComparison) -> list[str]:
+    """The lines ``betastudy bench trainer`` prints for ``result``."""
+    r, cfg = result, result.config
+    data = "cached packed grid" if r.cached else "rendered per batch"
+    ours, plain = r.ours, r.conventional
     return [
-        f"device: {name}  threads {threads}  batch {cfg.batch_size}  "
+        f"device: {r.device}  threads {r.threads}  batch {cfg.batch_size}  "
         f"latent_dim {cfg.latent_dim}  encoder {cfg.encoder}  precision {cfg.precision}  "
-        f"channels_last {info['channels_last']}  compile {cfg.compile}  "
+        f"channels_last {r.channels_last}  compile {cfg.compile}  "
         f"cuda_graph {cfg.cuda_graph}  data: {data}",
-        f"{len(per_step['ours'])} windows of {window} steps per loop, interleaved, each loop "
-        f"in its own process; trainer set-up {info['setup']:.1f} s (not timed below)",
-        f"betastudy trainer:  {rate['ours']:12,.0f} images/s  (median; windows "
-        f"{cfg.batch_size / lo_hi['ours'][1]:,.0f}-{cfg.batch_size / lo_hi['ours'][0]:,.0f}; "
-        f"{faults['ours']:,.0f} page faults a step)",
-        f"conventional loop:  {rate['conventional']:12,.0f} images/s  (median; windows "
-        f"{cfg.batch_size / lo_hi['conventional'][1]:,.0f}-"
-        f"{cfg.batch_size / lo_hi['conventional'][0]:,.0f}; "
-        f"{faults['conventional']:,.0f} page faults a step)",
-        f"ratio:              {rate['ours'] / rate['conventional']:12.2f}x",
-        "ratio per turn:     {:12.2f}x  (median of the {} turns' ratios; middle half "
-        "{:.2f}-{:.2f}x)".format(pair[0], len(per_step["ours"]), pair[1], pair[2]),
-        f"arithmetic:         {info['flops'] / 1e9:12.2f} GFLOP a step; trainer "
-        f"{info['flops'] / ms['ours'] / 1e9:,.0f} GFLOP/s, conventional "
-        f"{info['flops'] / ms['conventional'] / 1e9:,.0f}; this device's fp32 matmul "
-        f"{peak / 1e9:,.0f} GFLOP/s",
-        f"with the probe:     {probed:12,.0f} images/s  ({cfg.probe_points} probe inputs "
-        f"every {cfg.report_every} steps, {probe_s * 1e3:.0f} ms each: "
-        f"{100 * (1 - probed / rate['ours']):.1f}% of the training rate"
+        f"{r.windows} windows of {r.window} steps per loop, interleaved, each loop "
+        f"in its own process; trainer set-up {r.setup_s:.1f} s (not timed below)",
+        f"betastudy trainer:  {ours.images_per_s:12,.0f} images/s  (median; windows "
+        f"{ours.slowest:,.0f}-{ours.fastest:,.0f}; "
+        f"{ours.faults_per_step:,.0f} page faults a step)",
+        f"conventional loop:  {plain.images_per_s:12,.0f} images/s  (median; windows "
+        f"{plain.slowest:,.0f}-{plain.fastest:,.0f}; "
+        f"{plain.faults_per_step:,.0f} page faults a step)",
+        f"ratio:              {r.ratio:12.2f}x",
+        f"ratio per turn:     {r.turn_ratio:12.2f}x  (median of the {r.windows} turns' "
+        f"ratios; middle half {r.turn_ratio_low:.2f}-{r.turn_ratio_high:.2f}x)",
+        f"arithmetic:         {r.step_flops / 1e9:12.2f} GFLOP a step; trainer "
+        f"{r.step_flops / ours.step_s / 1e9:,.0f} GFLOP/s, conventional "
+        f"{r.step_flops / plain.step_s / 1e9:,.0f}; this device's fp32 matmul "
+        f"{r.matmul_flops / 1e9:,.0f} GFLOP/s",
+        f"with the probe:     {r.probed_images_per_s:12,.0f} images/s  ({cfg.probe_points} probe "
+        f"inputs every {cfg.report_every} steps, {r.probe_s * 1e3:.0f} ms each: "
+        f"{100 * (1 - r.probed_images_per_s / ours.images_per_s):.1f}% of the training rate"
         + (
             "; added in series, so at most: on CUDA the probe's host part runs while "
             "the next window trains)"
-            if dev.type == "cuda"
+            if r.cuda
             else ")"
         ),
     ]
+
+
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
 
 
 def step_flops(cfg: TrialConfig, data: DSprites | None = None) -> int:
@@ -315,23 +393,45 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def population_lines(
+@dataclass(frozen=True)
+class PopulationRate:
+    """Aggregate images/s of a population of ``k`` and of its members as solo trials."""
+
+    k: int
+    forward: str  # how the population ran its k forwards: "vmap" or "loop"
+    population_images_per_s: float  # median over the turns
+    solo_images_per_s: float  # the k solo trials one after another, median over the turns
+
+    @property
+    def ratio(self) -> float:
+        return self.population_images_per_s / self.solo_images_per_s
+
+
+@dataclass(frozen=True)
+class PopulationComparison:
+    """``compare_population``'s figures, one ``PopulationRate`` per size, each side
+    taking ``rounds`` turns of ``steps`` steps."""
+
+    config: TrialConfig
+    device: str  # "CPU" or the CUDA device's name
+    threads: int
+    rounds: int
+    steps: int
+    sizes: tuple[PopulationRate, ...]
+
+
+def compare_population(
     sizes: list[int], steps: int, overrides: dict[str, Any], forward: str = "auto", rounds: int = 3
-) -> list[str]:
+) -> PopulationComparison:
     """Aggregate images/s of a population of K against its K members trained as solo
     trials one after another, for each K in ``sizes``: the two take turns, ``steps``
-    steps a turn, ``rounds`` times, in one process; medians and their ratio."""
+    steps a turn, ``rounds`` times, in one process; medians."""
     from trainables.population import Population
 
     cfg = timing_config(overrides)
     dev = resolve_device(cfg.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
-    lines = [
-        f"device: {name}  threads {torch.get_num_threads()}  batch {cfg.batch_size}  "
-        f"latent_dim {cfg.latent_dim}  encoder {cfg.encoder}  precision {cfg.precision}  "
-        f"{rounds} turns of {steps} steps each, interleaved",
-        f"{'K':>4}  {'forward':>7}  {'population img/s':>17}  {'K solo trials img/s':>20}  ratio",
-    ]
+    threads = torch.get_num_threads()
+    rates = []
     for k in sizes:
         members = [cfg.replace(seed=cfg.seed + i) for i in range(k)]
         pop = Population(members, forward=forward)
@@ -348,17 +448,74 @@ def population_lines(
                 t.train_steps(steps)
             _sync(dev)
             apart.append((time.perf_counter() - t0) / steps)
-        rate_pop = k * cfg.batch_size / statistics.median(together)
-        rate_solo = k * cfg.batch_size / statistics.median(apart)
-        lines.append(
-            f"{k:>4}  {pop.forward:>7}  {rate_pop:>17,.0f}  {rate_solo:>20,.0f}  "
-            f"{rate_pop / rate_solo:.2f}x"
+        rates.append(
+            PopulationRate(
+                k=k,
+                forward=pop.forward,
+                population_images_per_s=k * cfg.batch_size / statistics.median(together),
+                solo_images_per_s=k * cfg.batch_size / statistics.median(apart),
+            )
         )
         del pop, solos
-    return lines
+    return PopulationComparison(cfg, _device_name(dev), threads, rounds, steps, tuple(rates))
 
 
-def layer_lines(overrides: dict[str, Any], steps: int = 20) -> list[str]:
+def format_population(result: PopulationComparison) -> list[str]:
+    """The lines ``betastudy bench population`` prints for ``result``: a header, then a
+    table of one row per population size."""
+    cfg = result.config
+    return [
+        f"device: {result.device}  threads {result.threads}  batch {cfg.batch_size}  "
+        f"latent_dim {cfg.latent_dim}  encoder {cfg.encoder}  precision {cfg.precision}  "
+        f"{result.rounds} turns of {result.steps} steps each, interleaved",
+        f"{'K':>4}  {'forward':>7}  {'population img/s':>17}  {'K solo trials img/s':>20}  ratio",
+        *(
+            f"{r.k:>4}  {r.forward:>7}  {r.population_images_per_s:>17,.0f}  "
+            f"{r.solo_images_per_s:>20,.0f}  {r.ratio:.2f}x"
+            for r in result.sizes
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """One convolution layer inside a training step: its forward and its backward (the
+    input gradient where training needs one, the weight and bias gradients)."""
+
+    name: str  # the module's name in the model, e.g. "encoder.conv.0"
+    input_shape: tuple[int, ...]  # channels, height, width
+    output_shape: tuple[int, ...]
+    forward_flops: int  # a step's
+    forward_s: float  # seconds a step
+    backward_flops: int
+    backward_s: float
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """``profile_layers``' figures: each convolution's time in a step, and the step's."""
+
+    config: TrialConfig
+    device: str  # "CPU" or the CUDA device's name
+    threads: int
+    channels_last: bool
+    steps: int  # profiled steps
+    layers: tuple[LayerTime, ...]
+    step_s: float  # seconds a step without the profiler
+    profiled_step_s: float  # with it (the layers' times are the profiled steps')
+    matmul_flops: float  # this device's fp32 matrix-product rate, FLOP/s
+
+    @property
+    def conv_s(self) -> float:
+        """Seconds a step in the convolutions, forward and backward."""
+        return sum(layer.forward_s + layer.backward_s for layer in self.layers)
+
+    @property
+    def conv_flops(self) -> int:
+        return sum(layer.forward_flops + layer.backward_flops for layer in self.layers)
+
+
+def profile_layers(overrides: dict[str, Any], steps: int = 20) -> LayerProfile:
     """Where a training step's time goes, measured inside real steps: each convolution
     layer's forward and backward (its input gradient where training needs one, its
     weight and bias gradients), with GFLOP/s against this device's matmul rate, and the
@@ -379,7 +536,7 @@ def layer_lines(overrides: dict[str, Any], steps: int = 20) -> list[str]:
         for name, m in trainer.model.named_modules()
         if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
     }
-    shapes: dict[str, str] = {}
+    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # (input, output)
 
     def scoped(name: str, m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         forward = m.forward
@@ -387,7 +544,7 @@ def layer_lines(overrides: dict[str, Any], steps: int = 20) -> list[str]:
         def run(x: torch.Tensor) -> torch.Tensor:
             with record_function(f"layer:{name}"):
                 y = forward(x)
-            shapes[name] = " -> ".join("x".join(map(str, t.shape[1:])) for t in (x, y))
+            shapes[name] = (tuple(x.shape[1:]), tuple(y.shape[1:]))
             return y
 
         return run
@@ -433,30 +590,64 @@ def layer_lines(overrides: dict[str, Any], steps: int = 20) -> list[str]:
     for e in events:
         if e.name.startswith("autograd::engine::evaluate_function") and e.sequence_nr in seq:
             bwd[seq[e.sequence_nr]] += took(e)
-    rows, conv_s, conv_flops = [], 0.0, 0
+    layers = []
     for name in convs:
-        f_s, b_s = fwd[name] / steps, bwd[name] / steps
         f_fl, all_fl = flops[name]
-        b_fl = all_fl - f_fl
-        conv_s += f_s + b_s
-        conv_flops += all_fl
-        rows.append(
-            f"{name:<18} {shapes.get(name, ''):<22} {f_fl / 1e6:>8,.1f} {f_s * 1e3:>8.2f} "
-            f"{f_fl / max(f_s, 1e-9) / 1e9:>8,.0f} {b_fl / 1e6:>8,.1f} {b_s * 1e3:>8.2f} "
-            f"{b_fl / max(b_s, 1e-9) / 1e9:>8,.0f}"
+        ins, outs = shapes.get(name, ((), ()))
+        layers.append(
+            LayerTime(
+                name=name,
+                input_shape=ins,
+                output_shape=outs,
+                forward_flops=f_fl,
+                forward_s=fwd[name] / steps,
+                backward_flops=all_fl - f_fl,
+                backward_s=bwd[name] / steps,
+            )
         )
-    name = torch.cuda.get_device_name(dev) if cuda else "CPU"
+    return LayerProfile(
+        config=cfg,
+        device=_device_name(dev),
+        threads=torch.get_num_threads(),
+        channels_last=trainer._channels_last,
+        steps=steps,
+        layers=tuple(layers),
+        step_s=step_s,
+        profiled_step_s=profiled_step,
+        matmul_flops=matmul_flops(dev),
+    )
+
+
+def format_layers(result: LayerProfile) -> list[str]:
+    """The lines ``betastudy bench layers`` prints for ``result``: a header, a table of
+    one row per convolution, the convolutions' total and the whole step's."""
+    cfg, conv_s, step_s = result.config, result.conv_s, result.profiled_step_s
+
+    def dims(shape: tuple[int, ...]) -> str:
+        return "x".join(map(str, shape))
+
+    rows = []
+    for layer in result.layers:
+        shapes = f"{dims(layer.input_shape)} -> {dims(layer.output_shape)}"
+        f_fl, f_s = layer.forward_flops, layer.forward_s
+        b_fl, b_s = layer.backward_flops, layer.backward_s
+        rows.append(
+            f"{layer.name:<18} {shapes if layer.input_shape else '':<22} {f_fl / 1e6:>8,.1f} "
+            f"{f_s * 1e3:>8.2f} {f_fl / max(f_s, 1e-9) / 1e9:>8,.0f} {b_fl / 1e6:>8,.1f} "
+            f"{b_s * 1e3:>8.2f} {b_fl / max(b_s, 1e-9) / 1e9:>8,.0f}"
+        )
     head = f"{'layer':<18} {'input -> output':<22} {'MFLOP':>8} {'fwd ms':>8} {'GFLOP/s':>8}"
     head += f" {'MFLOP':>8} {'bwd ms':>8} {'GFLOP/s':>8}"
     return [
-        f"device: {name}  threads {torch.get_num_threads()}  batch {cfg.batch_size}  "
-        f"precision {cfg.precision}  channels_last {trainer._channels_last}  "
-        f"{steps} profiled steps",
+        f"device: {result.device}  threads {result.threads}  batch {cfg.batch_size}  "
+        f"precision {cfg.precision}  channels_last {result.channels_last}  "
+        f"{result.steps} profiled steps",
         head,
         *rows,
-        f"convolutions:  {conv_s * 1e3:8.2f} ms a step at {conv_flops / conv_s / 1e9:,.0f} "
-        f"GFLOP/s; this device's fp32 matmul {matmul_flops(dev) / 1e9:,.0f} GFLOP/s",
-        f"whole step:    {profiled_step * 1e3:8.2f} ms profiled ({step_s * 1e3:.2f} without "
+        f"convolutions:  {conv_s * 1e3:8.2f} ms a step at "
+        f"{result.conv_flops / conv_s / 1e9:,.0f} GFLOP/s; this device's fp32 matmul "
+        f"{result.matmul_flops / 1e9:,.0f} GFLOP/s",
+        f"whole step:    {step_s * 1e3:8.2f} ms profiled ({result.step_s * 1e3:.2f} without "
         f"the profiler); the rest (fully connected layers, activations, loss, optimizer, "
-        f"data): {(profiled_step - conv_s) * 1e3:.2f} ms",
+        f"data): {(step_s - conv_s) * 1e3:.2f} ms",
     ]
