@@ -70,6 +70,7 @@ def presets(name):
 def bench_study(trials, steps, concurrent, address):
     """Driver overhead per trial and trial start-up time on local Ray (tiny trials)."""
     from study.bench import bench_study as measure
+    from study.bench import format_study
 
-    for line in measure(trials, steps, concurrent, address):
+    for line in format_study(measure(trials, steps, concurrent, address)):
         click.echo(line)

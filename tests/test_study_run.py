@@ -29,6 +29,7 @@ from tests.helpers import (
     KillAtStep,
     checkpoints,
     report_figures,
+    returns,
     rows,
     run_cli,
     trials_json,
@@ -267,10 +268,19 @@ def test_run_builds_the_report_at_the_end(ray_cluster, tmp_path):
     assert figures["curves"] == ["fig-curves"] and figures["parallel"] == ["fig-parallel"]
 
 
-def test_bench_study_prints_its_figures(ray_cluster):
+def test_bench_study_prints_its_figures(ray_cluster, monkeypatch):
+    from study import bench
+
+    results = returns(monkeypatch, bench, "bench_study")
     result = CliRunner().invoke(main, ["bench", "study", "--trials", "2", "--steps", "8"])
     assert result.exit_code == 0, result.output
-    assert "2/2 trials of 8 steps, 1 at a time" in result.output
+    [r] = results
+    assert (r.trials, r.steps, r.slots, r.finished, r.ray_was_running) == (2, 8, 1, 2, True)
+    assert len(r.own_s) == 2 and 0 < sum(r.own_s) < r.wall_s
+    assert len(r.startups) == 2  # one at a time: each trial's start measured
+    lines = result.output.splitlines()
+    assert lines == bench.format_study(r)
+    assert f"2/2 trials of 8 steps, 1 at a time: {r.wall_s:.1f} s" in lines
     assert "driver overhead per trial" in result.output
     assert "trial start-up" in result.output
 
