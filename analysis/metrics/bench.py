@@ -53,7 +53,9 @@ class SyntheticEncoder:
         return x @ self.MIXING + noise  # (n, 10)
 
 
-def bench_metrics(presets: tuple[str, ...] = ("default", "fast"), seed: int = 0):
+def bench_metrics(
+    presets: tuple[str, ...] = ("default", "fast"), seed: int = 0
+) -> dict[str, dict[str, float]]:
     """Seconds per step for each preset: ``{"default": {step: seconds}, "fast": ...}``.
 
     Steps: each metric, ``sample`` (drawing and encoding the points MIG, DCI and SAP
