@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 
 import click
 
@@ -87,33 +85,8 @@ def export(study_dir: str, out: str | None, csv: bool) -> None:
 @click.option("--out", default=None, help="Keep the report here (default: a temporary folder).")
 def bench_report(trials: int, steps: int, report_every: int, out: str | None) -> None:
     """Build the report of a synthetic study; print load and build time and file size."""
-    from analysis.load import load_study
-    from analysis.report import build_report
-    from analysis.synthetic import write_synthetic_study
+    from analysis.bench import bench_report as measure
+    from analysis.bench import format_report_bench
 
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        root = write_synthetic_study(
-            tmp,
-            trials,
-            steps=steps,
-            report_every=report_every,
-            seeds=3,
-            failed=max(1, trials // 50),
-            running=max(1, trials // 100),
-            pending=max(1, trials // 100),
-        )
-        made = time.perf_counter() - t0
-        disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-        t0 = time.perf_counter()
-        study = load_study(root)
-        loaded = time.perf_counter() - t0
-        path = build_report(study, out or os.path.join(tmp, REPORT_FILE))
-        total = time.perf_counter() - t0
-        size = os.path.getsize(path)
-    click.echo(
-        f"synthetic study: {trials} trials x {steps // report_every} reports, "
-        f"{disk / 1e6:.0f} MB on disk (written in {made:.1f} s)"
-    )
-    click.echo(f"load {loaded:.2f} s + report {total - loaded:.2f} s = {total:.2f} s")
-    click.echo(f"{REPORT_FILE} {size / 1e6:.1f} MB, {os.cpu_count()} CPUs")
+    for line in format_report_bench(measure(trials, steps, report_every, out)):
+        click.echo(line)

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from analysis.synthetic import write_synthetic_study
 from study.cli import main
+from tests.helpers import returns
 
 SECTIONS = (
     "summary",
@@ -126,10 +127,18 @@ def test_bad_input_is_one_line_and_exit_2(args, message, synthetic_study, tmp_pa
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
 
 
-def test_bench_report_prints_figures():
+def test_bench_report_prints_figures(monkeypatch):
+    from analysis import bench
+
+    results = returns(monkeypatch, bench, "bench_report")
     result = CliRunner().invoke(main, ["bench", "report", "--trials", "6", "--steps", "1000"])
     assert result.exit_code == 0, result.output
+    [r] = results
+    assert (r.trials, r.reports) == (6, 10)
+    assert r.disk_bytes > 0 and r.report_bytes > 0
+    assert 0 < r.load_s < r.total_s and r.write_s > 0
     lines = result.output.splitlines()
+    assert lines == bench.format_report_bench(r)
     assert lines[0].startswith("synthetic study: 6 trials x 10 reports")
     assert lines[1].startswith("load ") and " s = " in lines[1]
     assert lines[2].startswith("report.html ") and " MB" in lines[2]
