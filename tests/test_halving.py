@@ -43,3 +43,34 @@ def test_a_non_finite_value_stops_its_group():
     h = _halving(2)
     h.report(0, {"step": 10, "recon": 50.0})
     assert h.report(1, {"step": 10, "recon": math.nan}) == [1]
+
+
+def test_a_roster_refills_freed_slots_and_a_restart_skips_stopped_and_finished_members(
+    tmp_path, monkeypatch
+):
+    from trainables.halving import Roster
+    from trainables.members import MemberFolder
+    from trainables.population import Population
+
+    monkeypatch.setattr("trainables.evaluate.evaluate_model", lambda *args, fast: {})
+    lrs = [3e-3, 1e-4, 2e-3, 3e-4]  # a good one first, then worse and better in turn
+    configs = [small(steps=20, lr=lr, probe_points=0, checkpoint_every=10) for lr in lrs]
+    folders = [MemberFolder.at(str(tmp_path), j, c) for j, c in enumerate(configs)]
+
+    def halving():
+        return Halving(configs, metric="recon", mode="min", grace=10, eta=2.0)
+
+    pop = Population(configs[:2])  # two slots for four members
+    roster = Roster(pop, configs, folders, halving())
+    assert roster.slot_member == [0, 1] and roster.queue == [2, 3]
+    pop.run(roster.on_report, on_end=roster.on_end)
+    last = [f.read_rows()[-1]["step"] if f.read_rows() else None for f in folders]
+    stopped = [j for j, f in enumerate(folders) if f.stopped]
+    assert stopped and 0 not in stopped and all(last[j] == 10 for j in stopped)
+    assert all(last[j] == 20 for j in range(4) if j not in stopped)  # the queued ones trained
+    # a restart: nobody is left to train, and the rung's values come back from the rows
+    again = halving()
+    pop2 = Population(configs[:2])
+    roster2 = Roster(pop2, configs, folders, again)
+    assert roster2.queue == [] and roster2.slot_member == [None, None]
+    assert len(again.recorded[10]) == 4

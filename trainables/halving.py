@@ -134,6 +134,8 @@ class Roster:
                 self.queue.append(j)  # not finished: trains (again), from its checkpoint
             else:
                 folder.rows = rows  # done: its last row is its result
+                if summary is not None:
+                    summary.end(j, None)
         for slot in range(pop.k):
             if not self._fill(slot):
                 pop.retire(slot)
