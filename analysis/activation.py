@@ -475,7 +475,11 @@ def order_summary(
         parts = [f"{c} ({trials(c)}): {t}" for c, t in zip(v["configuration"], v["text"])]
         return "Per configuration (seeds pooled, configurations not): " + "; ".join(parts) + "."
     kind = [
-        f"{f} first at every threshold" if verdict == "holds" else VERDICT_WORDS[verdict]
+        f"{f} first at every threshold"
+        if verdict == "holds"
+        else f"{f} first wherever both opened"
+        if verdict == "holds where seen"
+        else VERDICT_WORDS[verdict]
         for verdict, f in zip(v["verdict"], v["first"])
     ]
     groups = pd.Series(list(v["configuration"])).groupby(kind, sort=False).agg(list)

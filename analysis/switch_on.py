@@ -56,9 +56,11 @@ Orders across trials (``pairwise_order``, ``order_across_thresholds``, ``order_v
   seed); every configuration has rows of its own.
 - An order is a conclusion only when it holds at every threshold of ``THRESHOLDS``
   (10%, 15%, 25% and 40% of the entropy; 0.25 and 0.5 nats): the same group opened
-  first in most of the trials where both opened, at each. Otherwise the order *depends
-  on the threshold* (or is *split*: no majority at any), and the counts are given per
-  threshold; a pair that no trial saw both of is *not seen*. Measured: the order of
+  first in most of the trials where both opened, at each. It *holds where seen* when
+  that is so at every threshold where both opened and one of them never opened at the
+  others (the order is then claimed only where both were seen). Otherwise the order
+  *depends on the threshold* (or is *split*: no majority at any), and the counts are
+  given per threshold; a pair that no trial saw both of is *not seen*. Measured: the order of
   position and scale found at a 25% share has been seen to reverse at 10% or 15%.
 
 Thresholds, and why:
@@ -494,14 +496,18 @@ VERDICT_COLUMNS = ["configuration", "a", "b", "verdict", "first", "text"]
 def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) -> pd.DataFrame:
     """Per (configuration, a, b) of an ``order_across_thresholds`` table, whether its
     order holds at every threshold: columns configuration, a, b, verdict ("holds",
-    "depends", "split" or "not seen"), first (the group that opened first when it holds, else
-    None) and text, the summary line, with the counts at the ``default`` threshold's
-    label:
+    "holds where seen", "depends", "split" or "not seen"), first (the group that opened
+    first when it holds, else None) and text, the summary line, with the counts at the
+    ``default`` threshold's label:
 
     - holds: the same group opened first in most trials where both opened ("every
       trial" when in all of them), at every threshold: ``position before scale in every
       trial where both opened, at every threshold from 10% to 40% and 0.25 to 0.5 nats;
       at 25%: 4 of 4 trials (0.40–1.00; chance 0.67, p = 0.2)``
+    - holds where seen: as holds, at every threshold where both opened, with one of
+      them never opening at the others (no order is claimed there): ``position before
+      scale in every trial where both opened, at every threshold where both did (10%,
+      15%, 25%, 0.25 nats and 0.5 nats; not seen at 40%); at 25%: ...``
     - depends: one group at some thresholds, the other (or neither) at others:
       ``position before scale depends on the threshold: 10%: 0 of 4, 15%: 1 of 4, ...``
     - split: no majority either way at any threshold where both opened
@@ -518,15 +524,26 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
             verdict, first = "not seen", None
             where = ("", "") if len(g) == 1 else (" at any threshold", f" at {at.name}")
             text = f"{a} before {b}: not seen{where[0]} ({unseen_reason(at, a, b)}{where[1]})"
-        elif seen.all() and (sign == sign.iloc[0]).all() and sign.iloc[0] != 0:
-            first = a if sign.iloc[0] > 0 else b
-            verdict = "holds"
-            leads = g["a_first"] if first == a else g["b_first"]
-            share = "every trial" if (leads == g["n"]).all() else "most trials"
+        elif (sign[seen] == sign[seen].iloc[0]).all() and sign[seen].iloc[0] != 0:
+            first = a if sign[seen].iloc[0] > 0 else b
+            leads = (g["a_first"] if first == a else g["b_first"])[seen]
+            share = "every trial" if (leads == g["n"][seen]).all() else "most trials"
+            if seen.all():
+                verdict, where = "holds", f"at {_threshold_span(list(g.index))}"
+            else:  # one of them never reached some thresholds: no order claimed there
+                verdict = "holds where seen"
+                shown, unseen = list(g.index[seen]), list(g.index[~seen])
+                where = (
+                    f"at every threshold where both did ({_and(shown)}; not seen at {_and(unseen)})"
+                )
+            at_text = (
+                _counts(at, first == a) + censored_note(at, a, b)
+                if at["n"]
+                else f"not seen ({unseen_reason(at, a, b)})"
+            )
             text = (
                 f"{first} before {b if first == a else a} in {share} where both opened, "
-                f"at {_threshold_span(list(g.index))}"
-                f"; at {at.name}: {_counts(at, first == a)}{censored_note(at, a, b)}"
+                f"{where}; at {at.name}: {at_text}"
             )
         else:
             per = ", ".join(
@@ -578,6 +595,11 @@ def unseen_reason(row: pd.Series, a: str, b: str) -> str:
         return f"they opened at the same report in {int(row['ties'])}"
     a_only, b_only = int(row["a_only"]), int(row["b_only"])
     return f"never both in one trial; only {a} opened in {a_only}, only {b} in {b_only}"
+
+
+def _and(labels: list[str]) -> str:
+    """``10%, 15% and 0.5 nats``."""
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
 def _threshold_span(labels: list[str]) -> str:

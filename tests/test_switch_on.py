@@ -336,3 +336,18 @@ def test_labels_and_latents_stay_within_their_trial():
     by = table.set_index(["trial_id", "latent"])
     assert by.at[("a", 0), "factor"] is None and np.isnan(by.at[("a", 0), "label_step"])
     assert by.at[("b", 0), "factor"] == "shape"
+
+
+def test_an_order_seen_only_at_some_thresholds_holds_where_seen():
+    # position opens fully at row 2; scale climbs to 30% of its entropy and stays: it
+    # never reaches 40%, so no order is claimed there, and none is contradicted
+    scale = [0.0] * 5 + [0.3] * 5
+    posx = [0.0, 0.0] + [1.0] * 8
+    across = so.order_across_thresholds(_opening("s0", {"posX": posx, "scale": scale}))
+    v = so.order_verdicts(across).set_index(["a", "b"]).loc[("position", "scale")]
+    assert v["verdict"] == "holds where seen" and v["first"] == "position"
+    assert v["text"] == (
+        "position before scale in every trial where both opened, at every threshold where "
+        "both did (10%, 15%, 25%, 0.25 nats and 0.5 nats; not seen at 40%); "
+        "at 25%: 1 of 1 trial (0.03–1.00; chance 0.67, p = 0.67)"
+    )
