@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,12 @@ def connect(address: str | None = None) -> bool:
     # Tune warns every minute that no trial runs while trials wait for a node; the wait
     # line of Progress says what they wait for instead
     logging.getLogger(INSUFFICIENT_RESOURCES_LOGGER).addFilter(_not_the_wait_warning)
+    # Ray 2.52's init tips at every start about a future change to CUDA_VISIBLE_DEVICES
+    # for tasks without GPUs; a CPU trial's device is set by its spec, so it changes
+    # nothing here (later Ray no longer prints it)
+    warnings.filterwarnings(
+        "ignore", message="Tip: In future versions of Ray", category=FutureWarning
+    )
     target = address or os.environ.get("RAY_ADDRESS")
     if not target:  # "local": always a fresh Ray here, never a cluster that happens to run
         ray.init(address="local", include_dashboard=False, **quiet)

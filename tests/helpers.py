@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -175,3 +176,12 @@ class FactorData:
 
     def observations(self, factors):
         return factors
+
+
+def pinned_ray() -> str:
+    """The Ray version the cluster files pin (cluster.yaml's setup pins): the cluster's
+    Ray, which a driver joining it must run too. A pin, not the Ray installed here: the
+    floors of the version ranges run the same tests."""
+    text = (Path(__file__).resolve().parents[1] / "cluster.yaml").read_text()
+    (pin,) = set(re.findall(r'"ray(?:\[[a-z,]+\])?==([0-9.]+)"', text))
+    return pin

@@ -12,12 +12,13 @@ import copy
 import json
 import re
 import shlex
-from importlib.metadata import version
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
+
+from tests.helpers import pinned_ray
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "kuberay" / "rayjob.yaml"
@@ -185,7 +186,7 @@ def test_a_cpu_less_head_and_gpu_workers_scaling_from_zero(manifest):
     assert spec["shutdownAfterJobFinishes"] is True
     cluster = spec["rayClusterSpec"]
     assert cluster["enableInTreeAutoscaling"] is True
-    assert cluster["rayVersion"] == version("ray")
+    assert cluster["rayVersion"] == pinned_ray()  # cluster.yaml's: one Ray for every cluster
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"  # the driver only
     (head,) = containers(manifest)["head"]
     assert not any("gpu" in k for k in head["resources"]["limits"])
@@ -227,7 +228,7 @@ def test_one_image_built_on_rays_image_for_the_pinned_ray_with_cluster_yamls_pin
     assert images == {IMAGE}
     dockerfile = (ROOT / "kuberay" / "Dockerfile").read_text()
     (base,) = re.findall(r"^FROM (\S+)$", dockerfile, re.M)
-    assert base == f"rayproject/ray:{version('ray')}-py311-gpu"
+    assert base == f"rayproject/ray:{pinned_ray()}-py311-gpu"
     assert f"-t {IMAGE} ." in dockerfile
     assert "pip install --no-cache-dir --no-deps /home/ray/betastudy" in dockerfile
 
