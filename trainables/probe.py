@@ -101,7 +101,7 @@ class Probe:
         # the larger of two held-out bounds: p(f | z) from the probe set's own mixture of
         # posteriors, and a Gaussian classifier's
         whole, by_latent = factor_information_bounds(
-            mu, logvar, self.noise, self.factors, self.sizes
+            mu, logvar, self.noise, self.factors, self.sizes, whole_code=exact is None
         )
         if exact is not None:
             whole = np.maximum(_host(exact), 0.0)  # I >= 0: a Monte Carlo mean can dip below

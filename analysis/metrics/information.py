@@ -122,8 +122,10 @@ def marginal_information(
     factors: np.ndarray,
     sizes: np.ndarray | list[int] | None = None,
     leave_one_out: bool = True,
+    whole_code: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The marginal estimates: I(f_j; z) (k,) and I(f_j; z_i) for each latent alone (d, k).
+    ``whole_code=False`` reads the latents alone only (the first is then their best).
 
     The whole code's estimate is the largest of three lower bounds on it, each read off
     the mixture: from the whole code, from the latents that each tell at least
@@ -138,9 +140,12 @@ def marginal_information(
     d = mu.shape[1]
     h = _entropies(factors, sizes)
     masks = np.vstack([np.ones((1, d)), np.eye(d)])  # the whole code, then each latent
+    masks = masks if whole_code else masks[1:]
     widths = WIDTHS if leave_one_out else (0.0,)  # exact over a whole grid: the posteriors
     ce = _mixture_ce(mu, logvar, noise, factors, masks, leave_one_out, widths).min(0)
     info = np.maximum(h - ce, 0.0)
+    if not whole_code:
+        return info.max(0), info
     whole, per_latent = info[0], info[1:]  # (k,), (d, k)
     chosen = per_latent.T >= SUBSET_NATS  # (k, d): per factor, the latents that tell about it
     partial = chosen.sum(1)
@@ -158,6 +163,7 @@ def factor_information_bounds(
     noise: np.ndarray,
     factors: np.ndarray,
     sizes: np.ndarray | list[int] | None = None,
+    whole_code: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What the probe reports: I(f_j; z) (k,) and I(f_j; z_i) (d, k), each the larger of
     the marginal estimate and the Gaussian classifier's bound. Both are held-out bounds,
@@ -166,10 +172,15 @@ def factor_information_bounds(
     spacing of the inputs' means (a code that tells the 256 inputs of a probe apart
     leaves each sample's nearest other input at another position: posX at most 0.12
     nats from either, measured on a short plain VAE; the widened mixture, ``WIDTHS``,
-    reads 0.91)."""
-    whole, per_latent = marginal_information(mu, logvar, noise, factors, sizes)
+    reads 0.91). ``whole_code=False``: the latents alone only, where the whole code's
+    information comes from elsewhere (the factor encoder's exact one over the grid)."""
+    whole, per_latent = marginal_information(
+        mu, logvar, noise, factors, sizes, whole_code=whole_code
+    )
     z = np.asarray(mu, np.float64) + np.asarray(noise) * np.exp(0.5 * np.asarray(logvar))
     by_latent = latent_factor_information(z, factors, sizes)
+    if not whole_code:
+        return np.maximum(whole, by_latent.max(0)), np.maximum(per_latent, by_latent)
     joint = factor_information(z, factors, sizes)
     return np.maximum(np.maximum(whole, joint), by_latent.max(0)), np.maximum(per_latent, by_latent)
 
