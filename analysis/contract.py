@@ -14,8 +14,12 @@ set of inputs (``analysis.metrics.information``), because KL alone is not inform
 - ``var_mu_z{i}``: Var_x E[z_i|x], the active-unit statistic (Burda et al. 2016);
 - ``info_z{i}``: a lower bound on I(x; z_i) in nats, 0 for a latent whose posterior is
   the same for every input whatever its offset or sigma; ``info_x`` the same for z;
-- ``info/{factor}``: a lower bound on I(f; z) in nats, what the whole code tells about
-  each factor; ``info/z{i}/{factor}`` the same for latent i alone.
+- ``info/{factor}``: I(f; z) in nats, what the whole code tells about each factor: exact
+  over the whole factor grid for the factor encoder, a held-out lower bound for the image
+  encoder; ``info/z{i}/{factor}`` a lower bound on the same for latent i alone.
+
+An image trial's evaluation rows may add ``exact/{factor}``, I(f; z) over the whole grid
+of images, against which its ``info/{factor}`` bound is checked.
 
 ``C`` in a row is the mean of C(step) over the steps the row averages, like ``kl``.
 """
@@ -163,8 +167,23 @@ INFO_X_POINTS = 512
 
 
 def factor_info_key(factor: str) -> str:
-    """Column of the lower bound on I(factor; z) of the whole code (nats)."""
+    """Column of I(factor; z) of the whole code (nats): exact for the factor encoder, a
+    held-out lower bound for the image encoder."""
     return f"info/{factor}"
+
+
+def exact_info_key(factor: str) -> str:
+    """Column of I(factor; z) of the whole code computed over the whole factor grid (every
+    grid input encoded; Monte Carlo over ``grid_info_samples`` draws, no bound): an image
+    trial's evaluation rows (``grid_info_images``). A factor-encoder trial's
+    ``info/{factor}`` is this value at every row."""
+    return f"exact/{factor}"
+
+
+def parse_exact_info_key(key: str) -> str | None:
+    """``"exact/scale"`` -> ``"scale"``; anything else -> None."""
+    head, _, factor = key.partition("/")
+    return factor if head == "exact" and factor in FACTOR_NAMES else None
 
 
 def latent_factor_info_key(i: int, factor: str) -> str:

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.contract import FACTOR_NAMES, FACTOR_SIZES, factor_info_key
+from analysis.contract import FACTOR_NAMES, FACTOR_SIZES, exact_info_key, factor_info_key
 from analysis.metrics.information import factor_information_bounds
 from tests.test_information import _exact_information, _known_code
-from trainables.config import TrialConfig
-from trainables.probe import grid_factor_information
+from trainables.config import ConfigError, TrialConfig
+from trainables.data import DSprites
+from trainables.probe import Probe, grid_factor_information
 from trainables.trainer import Trainer
 
 SIZES = list(FACTOR_SIZES)
@@ -26,7 +27,12 @@ def _draws(m: int, seed: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _brute_force(
-    mu: np.ndarray, logvar: np.ndarray, index: np.ndarray, noise: np.ndarray
+    mu: np.ndarray,
+    logvar: np.ndarray,
+    index: np.ndarray,
+    noise: np.ndarray,
+    sizes: list[int] = SIZES,
+    grid: np.ndarray = GRID,
 ) -> np.ndarray:
     """The same Monte Carlo mean written out: log q(z_a | x) for every grid point in
     float64, p(f_j | z_a) by summing the grid's mixture per value."""
@@ -36,10 +42,10 @@ def _brute_force(
     for a in range(len(index)):
         log_q = (-0.5 * ((z[a] - mu) / sigma) ** 2 - 0.5 * logvar).sum(1)
         w = np.exp(log_q - log_q.max())
-        for j, n in enumerate(SIZES):
-            mass = np.bincount(GRID[:, j], weights=w, minlength=n)
-            out[j] -= math.log(mass[GRID[index[a], j]] / mass.sum())
-    return np.log(SIZES) - out / len(index)
+        for j, n in enumerate(sizes):
+            mass = np.bincount(grid[:, j], weights=w, minlength=n)
+            out[j] -= math.log(mass[grid[index[a], j]] / mass.sum())
+    return np.log(sizes) - out / len(index)
 
 
 def test_exact_information_of_a_code_known_by_quadrature_orientation_and_shape_included():
@@ -116,3 +122,85 @@ def test_an_image_encoder_row_keeps_the_probe_bound():
          "eval_every": 0, "checkpoint_every": 0, "device": "cpu", "probe_points": 64}
     )  # fmt: skip
     assert Trainer(cfg).probe.grid is None
+
+
+class _FactorPixels(DSprites):
+    """Stand-in images: the five factor indices as five pixels, (B, 1, 1, 5)."""
+
+    def images(self, factors: torch.Tensor) -> torch.Tensor:
+        return factors.float().view(-1, 1, 1, 5)
+
+
+class _KnownCodeEncoder(torch.nn.Module):
+    """Reads the factors back from ``_FactorPixels`` and encodes them with the known code."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = _known_code(x.view(-1, 5).long().numpy())
+        return torch.as_tensor(mu).float(), torch.as_tensor(logvar).float()
+
+
+def test_an_image_encoders_exact_information_encodes_every_grid_image_in_order():
+    # the known code read from images: equal to the calculation on the code itself, and
+    # near quadrature's values (orientation 0.49 and shape 0.08 included)
+    data = _FactorPixels()
+    probe = Probe(data, "image", 512, seed=3, latents=5, grid_samples=512)
+    got = probe.grid_images_information(_KnownCodeEncoder(), data)
+    mu, logvar = (torch.as_tensor(a).float() for a in _known_code(GRID))
+    direct = grid_factor_information(mu, logvar, probe.grid_index, probe.grid_noise, SIZES)
+    assert [got[exact_info_key(f)] for f in FACTOR_NAMES] == pytest.approx(
+        np.maximum(direct.numpy(), 0), abs=1e-3
+    )
+    exact = _exact_information()
+    for name in FACTOR_NAMES:
+        assert got[exact_info_key(name)] == pytest.approx(exact[name], abs=0.1), name
+
+
+class _RandomImages(DSprites):
+    """A small grid (3 x 2 x 4 x 4 x 4 = 384 points) of fixed random binary images."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu", (3, 2, 4, 4, 4))
+        gen = torch.Generator().manual_seed(0)
+        self.table = (torch.rand(self.num_images, 1, 64, 64, generator=gen) < 0.2).float()
+
+    def images(self, factors: torch.Tensor) -> torch.Tensor:
+        return self.table[self.index_of(factors)]
+
+
+@pytest.mark.parametrize("when", ["end", "eval"])
+def test_an_image_trial_reports_the_exact_information_at_its_evaluations(when):
+    data = _RandomImages()
+    cfg = TrialConfig.from_dict(
+        {"objective": "beta", "beta": 1.0, "steps": 40, "batch_size": 16, "latent_dim": 3,
+         "channels": 4, "hidden": 16, "lr": 2e-3, "report_every": 10, "eval_every": 20,
+         "eval_points": 64, "checkpoint_every": 0, "device": "cpu", "probe_points": 64,
+         "grid_info_samples": 24, "grid_info_images": when}
+    )  # fmt: skip
+    trainer = Trainer(cfg, data)
+    rows: list[dict] = []
+    trainer.run(on_report=lambda row, due: rows.append(dict(row)))
+    keys = [exact_info_key(f) for f in FACTOR_NAMES]
+    with_exact = [r["step"] for r in rows if keys[0] in r]
+    assert with_exact == ([40] if when == "end" else [20, 40])
+    with torch.no_grad():
+        images = data.table.contiguous(memory_format=torch.channels_last)
+        mu, logvar = trainer.model.encoder.eval()(images)
+    probe = trainer.probe
+    sizes = list(data.factor_sizes)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing="ij"), -1).reshape(-1, 5)
+    want = _brute_force(
+        mu.double().numpy(), logvar.double().numpy(), probe.grid_index.numpy(),
+        probe.noise[:24], sizes=sizes, grid=grid,
+    )  # fmt: skip
+    assert [rows[-1][k] for k in keys] == pytest.approx(np.maximum(want, 0), abs=2e-3)
+
+
+def test_grid_info_images_auto_is_off_on_a_cpu_and_a_bad_value_is_refused():
+    cfg = TrialConfig.from_dict(
+        {"steps": 10, "latent_dim": 3, "channels": 4, "hidden": 16, "report_every": 10,
+         "eval_every": 0, "checkpoint_every": 0, "device": "cpu", "probe_points": 64}
+    )  # fmt: skip
+    assert cfg.grid_info_images == "auto"
+    assert Trainer(cfg, _RandomImages()).grid_information(final=True) == {}
+    with pytest.raises(ConfigError, match="grid_info_images"):
+        TrialConfig.from_dict({"grid_info_images": "always"})

@@ -26,6 +26,7 @@ class DataError(ValueError):
 OBJECTIVES = ("beta", "capacity")
 SCHEDULES = ("linear", "constant", "piecewise")
 ENCODERS = ("image", "factors")
+GRID_INFO_IMAGES = ("auto", "eval", "end", "off")
 PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
@@ -79,7 +80,10 @@ class TrialConfig:
     probe_points: int = 1024
     """Held-out inputs on which every report row measures what the code tells; 0: off."""
     grid_info_samples: int = 256
-    """Factor encoder: I(f; z) per factor exact over the whole grid, from this many probe draws."""
+    """I(f; z) per factor exact over the whole grid, from this many probe draws; 0: off."""
+    grid_info_images: str = "auto"
+    """Image encoder: when to encode all 737,280 grid images for the exact I(f; z):
+    `eval` (every evaluation), `end` (the final one), `off`; `auto`: eval on CUDA, off on a CPU."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     prerender: str = "auto"
@@ -225,6 +229,12 @@ def _validate(c: TrialConfig) -> None:
         "0 (off) or at least 64",
     )
     _check(c.grid_info_samples >= 0, "grid_info_samples", c.grid_info_samples, ">= 0 (0: bound)")
+    _check(
+        c.grid_info_images in GRID_INFO_IMAGES,
+        "grid_info_images",
+        c.grid_info_images,
+        ", ".join(GRID_INFO_IMAGES),
+    )
     _check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, ">= 0")
     dev = c.device
     _check(

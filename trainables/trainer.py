@@ -471,6 +471,7 @@ class Trainer:
             if on_evaluate is not None:
                 on_evaluate(False)
             row.update(self.evaluate(fast=cfg.eval_fast))
+            row.update(self.grid_information(final=False))
             self._snapshot()
         report(row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
         return row
@@ -486,6 +487,7 @@ class Trainer:
         if on_evaluate is not None:
             on_evaluate(True)
         row.update(self.evaluate(fast=False))
+        row.update(self.grid_information(final=True))
         self._snapshot()
         self.pending = None
         report(row, True)
@@ -498,6 +500,26 @@ class Trainer:
         from trainables.evaluate import evaluate_model
 
         return evaluate_model(self.model, self.data, self.cfg, self.step, fast=fast)
+
+    def grid_information(self, final: bool) -> Row:
+        """An image trial's exact I(f_j; z) over the whole grid of images (``exact/{factor}``)
+        at this evaluation, when ``grid_info_images`` asks for it; else {}. A factor-encoder
+        trial's rows carry the exact value already."""
+        cfg = self.cfg
+        when = cfg.grid_info_images
+        if when == "auto":
+            when = "eval" if self.device.type == "cuda" else "off"
+        if (
+            cfg.encoder != "image"
+            or self.probe is None
+            or not (when == "eval" or (when == "end" and final))
+        ):
+            return {}
+
+        def prepare(x: torch.Tensor) -> torch.Tensor:
+            return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
+
+        return self.probe.grid_images_information(self.model.encoder, self.data, prepare)
 
     def traversals(self) -> dict[str, np.ndarray]:
         """The traversal images of the current model (``evaluate.traversals``)."""
