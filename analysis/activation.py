@@ -329,6 +329,9 @@ class ActivationSummary:
     thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
     # switch_on.order_verdicts: configuration, a, b, verdict, first, text
     verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # switch_on.bound_check of the counted trials: the held-out bound against the exact
+    # value where evaluations carry it (image trials); empty otherwise
+    bound_check: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def default(self) -> str:
@@ -404,27 +407,33 @@ def activation_summary_data(
     groups = pd.DataFrame({"trial_id": ids, "configuration": [config[i] for i in ids]})
     sizes = groups.groupby("configuration", sort=False)["trial_id"]
     table = pd.DataFrame({"trials": sizes.size(), "trial_ids": sizes.agg(" ".join)}).reset_index()
-    factors = so.factor_switch_on(counted, factor_share)
+    evals = study.evaluations
+    check = so.bound_check(counted, evals[evals["trial_id"].isin(ids)] if len(evals) else evals)
+    unread = so.unread_factors(check)
+    factors = so.factor_switch_on(counted, factor_share, unread=unread)
     default = so.Threshold("share", factor_share)
     orders = groups.assign(order=_orders(factors, ids))
     for th in so.thresholds_with(factor_share):
         if th != default:
-            orders[f"at {th.label}"] = _orders(so.threshold_switch_on(counted, th), ids)
+            orders[f"at {th.label}"] = _orders(so.threshold_switch_on(counted, th, unread), ids)
     across = so.order_across_thresholds(
         counted, dict(zip(groups["trial_id"], groups["configuration"])),
-        so.thresholds_with(factor_share),
+        so.thresholds_with(factor_share), unread=unread,
     )  # fmt: skip
     verdicts = so.order_verdicts(across, default.label)
     at_default = across[across["threshold"] == default.label].drop(columns="threshold")
     pairwise = so.PairwiseOrder(at_default.reset_index(drop=True))
     excluded = excluded.reset_index(drop=True)
     return ActivationSummary(
-        factors, orders, pairwise, excluded, factor_share, ids, table, across, verdicts
+        factors, orders, pairwise, excluded, factor_share, ids, table, across, verdicts, check
     )
 
 
 def _orders(factors: pd.DataFrame, ids: list[str]) -> list[str]:
-    by_trial = {t: so.format_order(so.trial_order(g)) for t, g in factors.groupby("trial_id")}
+    by_trial = {
+        t: so.format_order(so.trial_order(g)) + so.unread_note(g)
+        for t, g in factors.groupby("trial_id")
+    }
     return [by_trial.get(i, "") for i in ids]
 
 
@@ -517,6 +526,7 @@ def pair_table(data: ActivationSummary) -> pd.DataFrame:
             "only first opened": p["a_only"],
             "only second opened": p["b_only"],
             "neither opened": p["neither"],
+            **({"unread (bound short of exact)": p["unread"]} if p["unread"].any() else {}),
             "fraction": p["fraction"],
             "95% interval (exact)": [
                 "n/a" if np.isnan(lo) else f"{lo:.2f}–{hi:.2f}"

@@ -370,13 +370,14 @@ def _summary(
         f"joins the label: posY + scale. Inactive at the end, it codes nothing. A factor "
         f"switches on at the first row of its last run in which the code tells "
         f"{100 * factor_share:.0f}% of its entropy about it (off below half of that). "
-        + _estimator(study.trials)
+        + _estimator(study.trials, summary.bound_check)
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)
 
 
-def _estimator(trials: pd.DataFrame) -> str:
-    """What the per-factor information of these trials is: exact or a lower bound."""
+def _estimator(trials: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
+    """What the per-factor information of these trials is: exact or a lower bound, and
+    for image trials whose evaluations carry the exact value, how the bound compared."""
     encoders = set(trials.get(config_col("encoder"), pd.Series(["image"])).fillna("image"))
     exact = (
         "For factor-encoder trials the information about a factor is exact (the whole "
@@ -387,8 +388,49 @@ def _estimator(trials: pd.DataFrame) -> str:
         "reads shape and orientation late or not at all once the code is precise: a "
         "factor that never opened may be one the bound does not see."
     )
+    if check is not None and len(check):
+        bound += (
+            f" Where an image trial's evaluations carry the exact value (every grid image "
+            f"encoded: grid_info_images), the bound is read only for factors it reaches "
+            f"{100 * so.BOUND_SHARE:.0f}% of the exact value for, or comes within "
+            f"{so.BOUND_NATS} nats of, at every checked step; the others are unread: no "
+            f"order is claimed for them (table 'Held-out bound against the exact value')."
+        )
     return " ".join(
         t for t, on in ((exact, "factors" in encoders), (bound, encoders - {"factors"})) if on
+    )
+
+
+def _bound_table(check: pd.DataFrame) -> str:
+    """Per trial and factor, the bound against the exact value at the last checked step."""
+    last = check.groupby(["trial_id", "factor"], sort=False).tail(1)
+    worst = check.groupby(["trial_id", "factor"], sort=False)["close"].all()
+    exact = last["exact"].to_numpy()
+    share = np.divide(
+        last["bound"].to_numpy(), exact, out=np.full(len(last), np.nan), where=exact > 0
+    )
+    frame = pd.DataFrame(
+        {
+            "trial": last["trial_id"].to_numpy(),
+            "factor": last["factor"].to_numpy(),
+            "step": last["step"].to_numpy().astype(int),
+            "bound (nats)": last["bound"].round(3).to_numpy(),
+            "exact (nats)": last["exact"].round(3).to_numpy(),
+            "share": np.round(share, 2),
+            "read": [
+                "read" if worst[(t, f)] else "unread"
+                for t, f in zip(last["trial_id"], last["factor"])
+            ],
+        }
+    )
+    return (
+        "<h3>Held-out bound against the exact value</h3>"
+        + _note(
+            "The rows' per-factor information of an image trial is a held-out lower bound "
+            "on the probe set; at its evaluations the exact value over every grid image "
+            "checks it. Shown at the last checked step; read: close at every checked step."
+        )
+        + _table(frame, na_cols=("share",))
     )
 
 
@@ -485,6 +527,8 @@ def _activation(
             head = "<h3>Order of factor groups across trials</h3>"
             out.append(head + _table(pairs, na_cols=("fraction", "p (one-sided)")))
         out.append("<h3>Order per trial</h3>" + _table(summary.orders))
+        if len(summary.bound_check):
+            out.append(_bound_table(summary.bound_check))
     if len(summary.excluded):
         out.append("<h3>Trials not counted</h3>" + _table(summary.excluded))
     for i, tid in enumerate(detail):

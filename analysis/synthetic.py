@@ -72,6 +72,7 @@ _BASE_CONFIG = {
     "eval_points": -1,
     "probe_points": 1024,
     "grid_info_samples": 256,
+    "grid_info_images": "auto",
     "prerender": "auto",
 }
 

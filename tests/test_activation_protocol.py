@@ -131,3 +131,28 @@ def test_the_images_protocol_trains_the_image_encoder():
     config = protocol_config("images")
     assert config["encoder"] == "image" and config["gamma"] == 1000.0
     assert config["c_max"] == IMAGES["c_max"] and config["steps"] > config["c_steps"]
+
+
+def test_an_exact_last_row_checks_each_seeds_bound_and_marks_what_it_misses():
+    rows = _hand_made()
+    last = rows.groupby("trial_id").tail(1).index
+    for f in FACTOR_NAMES:
+        rows.loc[last, f"exact/{f}"] = rows.loc[last, f"info/{f}"]  # the bound is exact ...
+    rows.loc[last[0], "exact/orientation"] = 1.5  # ... but misses seed 0's orientation
+    result = activation_result(rows)
+    assert result.seeds[0].checked["orientation"] == (0.0, 1.5, False)
+    assert result.seeds[1].checked["orientation"] == (0.0, 0.0, True)
+    assert result.unread == ("orientation",)
+    assert result.never_opened == ()  # seed 0's orientation may have opened: not a finding
+    pair = result.pair("scale", "orientation")
+    assert (pair["unread"], pair["neither"], pair["n"]) == (1, 0, 0)
+    text = "\n".join(format_activation(result))
+    assert (
+        "seed 0: recon 120.0, KL 10.00, C 10.00, order posX > posY > scale (unread: orientation)"
+        in text
+    )
+    assert (
+        "  held-out bound / exact over every grid image at the end (nats): shape 0.00/0.00," in text
+    )
+    assert "orientation 0.00/1.50 unread" in text
+    assert "unread (the held-out bound fell short of the exact value" in text

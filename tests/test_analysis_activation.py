@@ -246,3 +246,23 @@ def test_the_pair_table_keeps_censored_trials_and_the_verdict_beside_the_counts(
     assert row["only first opened"] == 1 and row["95% interval (exact)"] == "n/a"
     assert row["chance"] == pytest.approx(2 / 3) and np.isnan(row["p (one-sided)"])
     assert row["across thresholds"].startswith("position before scale: not seen")
+
+
+def test_an_image_trials_exact_evaluation_marks_the_factors_its_bound_misses():
+    study = _study()
+    # t1's last evaluation: the exact values. Scale's bound (its whole entropy) is close;
+    # orientation's bound reads 0 where the exact value is 1.2 nats: unread
+    evals = pd.DataFrame(
+        {"trial_id": ["t1"], "step": [1000.0], "exact/scale": [H["scale"]],
+         "exact/orientation": [1.2], "exact/posX": [H["posX"]]}
+    )  # fmt: skip
+    study = Study("hand", "", {}, study.trials, study.curves, evals, pd.DataFrame())
+    data = activation_summary_data(study)
+    check = data.bound_check.set_index("factor")
+    assert check.at["orientation", "close"] == False  # noqa: E712 (numpy bool)
+    assert check.at["scale", "close"] and check.at["posX", "close"]
+    orders = data.orders.set_index("trial_id")["order"]
+    assert orders["t1"].endswith("(unread: orientation)") and "unread" not in orders["t2"]
+    table = pair_table(data)
+    row = table[(table["first"] == "scale") & (table["second"] == "orientation")].iloc[0]
+    assert row["unread (bound short of exact)"] == 1 and row["only first opened"] == 1  # t2

@@ -351,3 +351,72 @@ def test_an_order_seen_only_at_some_thresholds_holds_where_seen():
         "both did (10%, 15%, 25%, 0.25 nats and 0.5 nats; not seen at 40%); "
         "at 25%: 1 of 1 trial (0.03–1.00; chance 0.67, p = 0.67)"
     )
+
+
+def _checked(bound: float, exact: float, factor: str = "orientation") -> pd.DataFrame:
+    curves = pd.DataFrame({"trial_id": ["t"], "step": [1000.0], f"info/{factor}": [bound]})
+    evals = pd.DataFrame({"trial_id": ["t"], "step": [1000.0], f"exact/{factor}": [exact]})
+    return so.bound_check(curves, evals)
+
+
+@pytest.mark.parametrize(
+    ("bound", "exact", "close"),
+    [
+        (0.02, 0.80, False),  # orientation on the factor encoder, measured: a miss
+        (0.69, 1.17, False),  # 59%: short by 0.48 nats
+        (0.70, 0.90, True),  # 78% of the exact value
+        (0.00, 0.08, True),  # short by less than 0.1 nats: both say "not coded"
+    ],
+)
+def test_the_bound_is_read_where_it_is_close_to_the_exact_value(bound, exact, close):
+    check = _checked(bound, exact)
+    assert check[["factor", "bound", "exact", "close"]].values.tolist() == [
+        ["orientation", bound, exact, close]
+    ]
+    assert so.unread_factors(check) == (frozenset() if close else {("t", "orientation")})
+
+
+def test_the_check_pairs_rows_and_evaluations_by_step_and_is_empty_without_exact_values():
+    curves = pd.DataFrame({"trial_id": "t", "step": STEPS, "info/scale": np.linspace(0, 1, 10)})
+    evals = pd.DataFrame(
+        {"trial_id": ["t", "t"], "step": [500.0, 1000.0], "exact/scale": [0.5, 1.6]}
+    )
+    check = so.bound_check(curves, evals)
+    assert check["step"].tolist() == [500.0, 1000.0]
+    assert check["close"].tolist() == [True, False]  # 0.44 of 0.5; 1.0 of 1.6
+    assert so.bound_check(curves, evals.drop(columns="exact/scale")).empty
+
+
+def test_an_unread_factor_orders_nothing_and_is_not_a_never_opened_one():
+    # t1: position at row 3, scale at row 6, orientation's bound never reaches 25% (it is
+    # unread: the exact value was far above); t2 the same, orientation read and never on
+    pos = [0.0, 0.0, 1.0, 1.5, 2, 2, 2, 2, 2, 2]
+    scale = [0.0] * 5 + [0.6, 0.9, 1, 1, 1]
+    orient = [0.0] * 10
+    rows = pd.concat(
+        [
+            _rows(t, {0: RAMP}, factors={"posX": pos, "scale": scale, "orientation": orient})
+            for t in ("t1", "t2")
+        ],
+        ignore_index=True,
+    )
+    unread = frozenset({("t1", "orientation")})
+    factors = so.factor_switch_on(rows, unread=unread)
+    assert (
+        factors.set_index(["trial_id", "factor"])["read"].to_dict()[("t1", "orientation")] is False
+    )
+    assert so.unread_note(factors[factors["trial_id"] == "t1"]) == " (unread: orientation)"
+    groups = so.group_switch_on(factors)
+    assert not groups.set_index(["trial_id", "group"]).at[("t1", "orientation"), "read"]
+    table = so.pairwise_order(groups).table.set_index(["a", "b"])
+    pair = table.loc[("position", "orientation")]
+    assert (pair["a_only"], pair["unread"], pair["n"]) == (1, 1, 0)  # t2 censored, t1 unread
+    assert table.loc[("position", "scale"), "a_first"] == 2  # unread orientation: no matter
+    reason = so.unseen_reason(pair, "position", "orientation")
+    assert reason == "orientation never opened in 1 trial; unread in 1"
+    only_unread = table.loc[("scale", "orientation")].copy()
+    only_unread[["a_only", "b_only", "neither"]] = 0
+    assert so.unseen_reason(only_unread, "scale", "orientation").startswith("unread in 1 trial")
+    verdicts = so.order_verdicts(so.order_across_thresholds(rows, unread=unread))
+    text = verdicts.set_index(["a", "b"]).at[("position", "orientation"), "text"]
+    assert "unread in 1" in text

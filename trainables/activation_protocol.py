@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -68,6 +68,7 @@ IMAGES: dict[str, Any] = {
     "hidden": 128,
     "report_every": 200,
     "probe_points": 1024,
+    "grid_info_images": "end",  # the bound checked against every grid image, once
 }
 PROTOCOLS = {"factors": PROTOCOL, "images": IMAGES}
 
@@ -99,6 +100,7 @@ def run_seed(config: dict[str, Any]) -> list[dict[str, Any]]:
             row = trainer.train_steps(min(cfg.report_every, cfg.steps - trainer.step))
             row.update(trainer.measure())
             rows.append({"trial_id": f"seed {cfg.seed}", **row})
+        rows[-1].update(trainer.grid_information(final=True))  # {} unless grid_info_images
     return rows
 
 
@@ -129,6 +131,8 @@ class SeedOrder:
     C: float
     order: tuple[tuple[str, ...], ...]  # factors by switch-on; a tuple: same row
     switch_on_c: dict[str, float]  # per factor (FACTOR_NAMES), its switch-on C; NaN: never
+    # per factor checked at the last row: (held-out bound, exact value, read); {}: unchecked
+    checked: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)  # holds tables: compared by identity
@@ -142,7 +146,8 @@ class ActivationResult:
     threshold: so.Threshold
     seeds: tuple[SeedOrder, ...]
     final_info: dict[str, float]  # per factor, nats the code tells at the end, mean over seeds
-    never_opened: tuple[str, ...]  # factors no seed switched on
+    never_opened: tuple[str, ...]  # factors no seed switched on (read in every seed)
+    unread: tuple[str, ...]  # factors whose bound fell short of the exact value in a seed
     pairs: pd.DataFrame
     thresholds: tuple[so.Threshold, ...]
     verdicts: pd.DataFrame
@@ -163,12 +168,15 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
     both opened, how often the first opened first, with its exact interval, the chance
     level and the censored seeds; and whether each pair's order holds at every threshold
     of ``switch_on.THRESHOLDS``. The seeds are replicates of one configuration."""
-    factors = so.factor_switch_on(rows, share)
+    check = so.bound_check(rows, rows)
+    unread = so.unread_factors(check)
+    factors = so.factor_switch_on(rows, share, unread=unread)
     last = rows.groupby("trial_id", sort=False).tail(1).set_index("trial_id")
     seeds = []
     for tid, g in factors.groupby("trial_id", sort=False):
         c_on = g.set_index("factor")["C_on"]
         r = last.loc[tid]
+        mine = check[check["trial_id"] == tid].groupby("factor", sort=False).tail(1)
         seeds.append(
             SeedOrder(
                 trial_id=tid,
@@ -177,6 +185,10 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
                 C=float(r["C"]),
                 order=tuple(tuple(place) for place in so.trial_order(g)),
                 switch_on_c={f: float(c_on[f]) for f in FACTOR_NAMES},
+                checked={
+                    f: (float(b), float(e), (tid, f) not in unread)
+                    for f, b, e in zip(mine["factor"], mine["bound"], mine["exact"])
+                },
             )
         )
     default = so.Threshold("share", share)
@@ -188,12 +200,15 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
             f: float(factors.loc[factors["factor"] == f, "final_info"].mean()) for f in FACTOR_NAMES
         },
         never_opened=tuple(
-            f for f, g in factors.groupby("factor", sort=False) if g["step_on"].isna().all()
+            f
+            for f, g in factors.groupby("factor", sort=False)
+            if g["step_on"].isna().all() and g["read"].all()
         ),
+        unread=tuple(f for f in FACTOR_NAMES if any((s, f) in unread for s, _ in unread)),
         pairs=so.pairwise_order(so.group_switch_on(factors)).table,
         thresholds=thresholds,
         verdicts=so.order_verdicts(
-            so.order_across_thresholds(rows, thresholds=thresholds), default.label
+            so.order_across_thresholds(rows, thresholds=thresholds, unread=unread), default.label
         ),
     )
 
@@ -210,18 +225,40 @@ def format_activation(result: ActivationResult) -> list[str]:
             f"{f} {'-' if math.isnan(c) else format(c, '.2f')}" for f, c in seed.switch_on_c.items()
         )
         order = so.format_order([list(place) for place in seed.order]) or "(none)"
+        unread = [f for f, (_, _, ok) in seed.checked.items() if not ok]
+        order += f" (unread: {', '.join(unread)})" if unread else ""
         lines.append(
             f"{seed.trial_id}: recon {seed.recon:.1f}, KL {seed.kl:.2f}, C {seed.C:.2f}, "
             f"order {order}; switch-on C: {opened}"
         )
+        if seed.checked:
+            lines.append(
+                "  held-out bound / exact over every grid image at the end (nats): "
+                + ", ".join(
+                    f"{f} {b:.2f}/{e:.2f}{'' if ok else ' unread'}"
+                    for f, (b, e, ok) in seed.checked.items()
+                )
+            )
     lines.append("final information per factor (nats), mean over seeds: " + ", ".join(
         f"{f} {info:.2f}" for f, info in result.final_info.items()
     ))  # fmt: skip
     if result.never_opened:
+        checked = all(seed.checked for seed in result.seeds)
+        how = (
+            "the bound checked against the exact value at the end"
+            if checked
+            else "as the probe reads them, and it undershoots shape and orientation: "
+            "docs/activation.md, 'The held-out bound undershoots'"
+        )
         lines.append(
             f"never opened within the budget, in any seed: {', '.join(result.never_opened)} "
-            "(no order is claimed for them; as the probe reads them, and it undershoots shape "
-            "and orientation: docs/activation.md, 'The held-out bound undershoots')"
+            f"(no order is claimed for them; {how})"
+        )
+    if result.unread:
+        lines.append(
+            f"unread (the held-out bound fell short of the exact value: below "
+            f"{100 * so.BOUND_SHARE:.0f}% of it and by more than {so.BOUND_NATS} nats) in at "
+            f"least one seed: {', '.join(result.unread)}; no order is claimed for them there"
         )
     lines.append(
         f"pairs of factor groups at {default.label}, over the seeds where both opened "
