@@ -54,6 +54,39 @@ def test_each_member_equals_its_solo_trial(forward, kinds):
         assert "mig" in rows[i][-1] and np.isfinite(rows[i][-1]["recon"])
 
 
+@pytest.mark.parametrize("encoder", ["image", "factors"])
+def test_a_vmapped_population_encodes_every_members_probe_in_one_call(
+    encoder, monkeypatch, no_metrics
+):
+    # the probe posteriors from the stacked weights, one vmapped encode a window, read
+    # what each member's own encode reads (its probe set, its weights); the factor
+    # encoder's exact column is still each member's own whole-grid calculation
+    from trainables.probe import Probe
+
+    cfgs = [
+        small(encoder=encoder, steps=20, report_every=10, probe_points=96, **KINDS[k])
+        for k in ("beta", "linear", "constant")
+    ]
+    calls = {"encode": 0}
+    encode = Probe.encode
+
+    def counted(self, enc):
+        calls["encode"] += 1
+        return encode(self, enc)
+
+    monkeypatch.setattr(Probe, "encode", counted)
+    rows = population_rows(Population(cfgs, forward="vmap"))
+    assert calls["encode"] == 0  # no member encoded its probe set alone
+    monkeypatch.setattr(Population, "_probe_all", lambda self, slots: {})
+    alone = population_rows(Population(cfgs, forward="vmap"))
+    assert calls["encode"] == 2 * len(cfgs)  # two rows each, member by member
+    for i in range(len(cfgs)):
+        for a, b in zip(rows[i], alone[i], strict=True):
+            probe = [k for k in a if k.startswith(("info", "var_mu"))]
+            assert len(probe) > 10
+            assert [a[k] for k in probe] == pytest.approx([b[k] for k in probe], rel=1e-3, abs=1e-4)
+
+
 def layer_dtypes(model: torch.nn.Module, run) -> dict[str, torch.dtype]:
     """The output dtype of each convolution and linear layer of ``model`` while ``run()``."""
     seen: dict[str, torch.dtype] = {}

@@ -434,14 +434,45 @@ class Population:
                 slot.timed += timed
             trained = {i: self.slots[i] for i in active}
             host = self._read_window()
+            posteriors = self._probe_all([i for i in active if self._probed_now(i, host)])
             for i in active:  # a callback may have stopped or refilled a slot meanwhile
                 if self.slots[i] is trained[i] and not trained[i].ended:
-                    self._after_window(i, host, report, on_evaluate, ended)
+                    self._after_window(i, host, report, on_evaluate, ended, posteriors.get(i))
 
     def _read_window(self) -> tuple[torch.Tensor, list[int], list[float]]:
         """Every slot's statistics, first non-finite step and Adam step count, read from
         the device at once (one wait for the window, not three per member)."""
         return self._acc.detach().cpu(), self.bad.tolist(), self._adam_step.tolist()
+
+    def _probed_now(self, i: int, host: tuple[torch.Tensor, list[int], list[float]]) -> bool:
+        """Whether member i reports a row with the probe after this window."""
+        member = self.slots[i].member
+        return host[1][i] < 0 and member.probe is not None and member.at_event()
+
+    @torch.no_grad()
+    def _probe_all(self, slots: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """The probe posteriors (mu, logvar) of these slots' members from the stacked
+        weights, one vmapped encode per probe size (with ``forward="vmap"``; a CPU's
+        ``loop`` encodes member by member in ``_after_window``, as it trains)."""
+        if self.forward != "vmap" or not slots:
+            return {}
+        prefix = "encoder."
+        names = [n for n in self.params if n.startswith(prefix)]
+
+        def encode(params, x):
+            return functional_call(self._base.encoder, params, (x,))
+
+        out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i in slots:
+            by_size.setdefault(tuple(self.slots[i].member.probe.inputs.shape), []).append(i)
+        for group in by_size.values():
+            index = torch.tensor(group, device=self.device)
+            params = {n[len(prefix) :]: self.params[n].index_select(0, index) for n in names}
+            inputs = torch.stack([self.slots[i].member.probe.inputs for i in group])
+            mu, logvar = torch.vmap(encode)(params, inputs)
+            out.update({i: (mu[j].float(), logvar[j].float()) for j, i in enumerate(group)})
+        return out
 
     def _after_window(
         self,
@@ -450,9 +481,11 @@ class Population:
         report: OnReport,
         on_evaluate: OnEvaluate | None,
         ended: OnEnd,
+        posterior: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         """Member i's row, evaluation, checkpoint or end, where its step is one; ``host``:
-        the window's statistics as ``_read_window`` read them."""
+        the window's statistics as ``_read_window`` read them; ``posterior``: its probe
+        posteriors when ``_probe_all`` encoded them already."""
         slot = self.slots[i]
         member = slot.member
         acc, bads, adam_steps = host
@@ -475,7 +508,9 @@ class Population:
         self._acc[i].zero_()
         slot.acc_n, slot.seconds, slot.timed = 0, 0.0, 0
         self.sync(i, adam_steps[i])
-        if member.probe is not None:
+        if member.probe is not None and posterior is not None:
+            w.posterior = (*posterior, *member.probe.exact(member.model.encoder))
+        elif member.probe is not None:
             w.posterior = member.probe.encode(member.model.encoder)
         self._conclude(i, member.read(w), report, on_evaluate, ended)
 

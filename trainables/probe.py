@@ -77,18 +77,26 @@ class Probe:
         was = encoder.training
         encoder.eval()
         mu, logvar = encoder(self.inputs)
-        out: tuple[torch.Tensor, ...] = (mu.float(), logvar.float())
-        if self.grid is not None:
-            parts = [encoder(x) for x in self.grid.split(GRID_ENCODE)]
-            grid_mu = torch.cat([p[0] for p in parts]).float()
-            grid_logvar = torch.cat([p[1] for p in parts]).float()
-            out += (
-                grid_factor_information(
-                    grid_mu, grid_logvar, self.grid_index, self.grid_noise, self.sizes
-                ),
-            )
         encoder.train(was)
-        return out
+        return (mu.float(), logvar.float(), *self.exact(encoder))
+
+    @torch.no_grad()
+    def exact(self, encoder: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+        """A factor-encoder trial's exact I(f_j; z) (k,) over the whole factor grid, as a
+        one-tuple on the device; () for an image trial (``grid_images_information``)."""
+        if self.grid is None:
+            return ()
+        was = encoder.training
+        encoder.eval()
+        parts = [encoder(x) for x in self.grid.split(GRID_ENCODE)]
+        encoder.train(was)
+        grid_mu = torch.cat([p[0] for p in parts]).float()
+        grid_logvar = torch.cat([p[1] for p in parts]).float()
+        return (
+            grid_factor_information(
+                grid_mu, grid_logvar, self.grid_index, self.grid_noise, self.sizes
+            ),
+        )
 
     @torch.no_grad()
     def grid_images_information(
