@@ -23,6 +23,7 @@ from analysis.contract import (
     FINISHED,
     TERMINATED,
     config_col,
+    exact_info_key,
     factor_info_key,
     format_value,
     info_key,
@@ -67,6 +68,8 @@ class ActivationData:
     order: list[list[str]]
     active_nats: float
     factor_share: float
+    # step, C, factor, exact: the evaluations' exact I(f; z) (image trials; else empty)
+    exact: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def activation_data(
@@ -86,7 +89,24 @@ def activation_data(
     latents = latents.sort_values(
         ["step_on", "final_info"], ascending=[True, False], na_position="last", ignore_index=True
     )
-    factors = so.factor_switch_on(curve, factor_share)
+    evals = study.evaluations
+    mine = evals[evals["trial_id"] == trial_id] if len(evals) else evals
+    unread = so.unread_factors(so.bound_check(curve, mine))
+    factors = so.factor_switch_on(curve, factor_share, unread=unread)
+    exact = pd.DataFrame(columns=["step", "C", "factor", "exact"])
+    exact_cols = [f for f in FACTOR_NAMES if exact_info_key(f) in mine]
+    if exact_cols:
+        at = mine[mine[exact_info_key(exact_cols[0])].notna()]
+        c = at["C"] if "C" in at else pd.Series(np.nan, at.index)
+        exact = pd.concat(
+            [
+                pd.DataFrame(
+                    {"step": at["step"], "C": c, "factor": f, "exact": at[exact_info_key(f)]}
+                )
+                for f in exact_cols
+            ],
+            ignore_index=True,
+        )
     if max_points and len(curve) > max_points:  # keep every k-th report and the last one
         every = -(-len(curve) // max_points)
         curve = curve.iloc[np.unique(np.r_[np.arange(0, len(curve), every), len(curve) - 1])]
@@ -129,6 +149,7 @@ def activation_data(
         so.trial_order(factors),
         active_nats,
         factor_share,
+        exact,
     )
 
 
@@ -230,7 +251,28 @@ def plot_activation(data: ActivationData, against: str = "step") -> go.Figure:
             row=1,
             col=3,
         )
-    on = data.factors[data.factors["step_on"].notna()]
+    for f, cur in data.exact.groupby("factor", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=cur[x].to_numpy(),
+                y=cur["exact"].to_numpy(),
+                mode="markers",
+                name=f"I({f}; z) exact",
+                legend="legend2",
+                marker={
+                    "color": "rgba(0,0,0,0)",
+                    "size": 9,
+                    "line": {"width": 2, "color": FACTOR_COLORS.get(str(f), "#777")},
+                },
+                hovertemplate=(
+                    f"{f}, exact over every grid image<br>{x}=%{{x:.4g}}<br>%{{y:.3g}} nats"
+                    "<extra></extra>"
+                ),
+            ),
+            row=1,
+            col=3,
+        )
+    on = data.factors[data.factors["step_on"].notna() & data.factors["read"]]
     if len(on):
         fig.add_trace(
             go.Scatter(
@@ -254,7 +296,9 @@ def plot_activation(data: ActivationData, against: str = "step") -> go.Figure:
     fig.update_xaxes(title_text="C (nats)" if x == "C" else "step")
     if x == "step" and data.x == "C":
         _capacity_axes(fig, data.latent_curves)
-    order = so.format_order(data.order) or "no factor reached its threshold"
+    order = (so.format_order(data.order) or "no factor reached its threshold") + so.unread_note(
+        data.factors
+    )
     fig.update_layout(
         title={"text": f"{data.title} · factor order: {order}", "y": 0.98, "yanchor": "top"},
         height=560,
@@ -545,11 +589,15 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
     fraction where the first opened first (trials where both opened, exact 95% interval)
     at the default threshold, the other thresholds' fractions as open circles, and each
     row's chance level (2/3 for position against one factor, 1/2 otherwise)."""
+    p = data.pairwise.table
+    # one above the other: the pairs' long labels take the width they need, never
+    # reaching into the switch-on panel
+    box_px, pair_px = 340, 60 + 28 * len(p)
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.45, 0.55],
-        horizontal_spacing=0.2,
+        rows=2,
+        cols=1,
+        row_heights=[box_px, pair_px],
+        vertical_spacing=90 / (box_px + pair_px + 90),
         subplot_titles=[
             "C at which each factor switches on, per trial",
             "pairs of factor groups: share of trials where the first opened first",
@@ -569,7 +617,6 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
             1,
             1,
         )
-    p = data.pairwise.table
     if len(p):
         many = p["configuration"].nunique() > 1
         labels = {
@@ -592,8 +639,8 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
                 hovertemplate="chance: %{x:.2f}<extra></extra>",
                 showlegend=False,
             ),
-            1,
             2,
+            1,
         )
         others = data.thresholds[data.thresholds["threshold"] != data.default]
         others = others[others["n"] > 0]
@@ -615,8 +662,8 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
                     hovertemplate="%{text}<extra></extra>",
                     showlegend=False,
                 ),
-                1,
                 2,
+                1,
             )
         frac = p["fraction"].to_numpy(float)
         fig.add_trace(
@@ -634,8 +681,8 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
                 showlegend=False,
                 hovertemplate="%{y}<extra></extra>",
             ),
-            1,
             2,
+            1,
         )
         fig.update_xaxes(
             range=[-0.02, 1.02],
@@ -643,10 +690,11 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
                 f"fraction at {data.default} (95% Clopper–Pearson); red: chance; "
                 "circles: other thresholds"
             ),
-            col=2,
+            row=2,
+            col=1,
         )
-    fig.update_yaxes(title_text="C at switch-on (nats)", col=1)
-    fig.update_yaxes(automargin=True, col=2)
+    fig.update_yaxes(title_text="C at switch-on (nats)", row=1, col=1)
+    fig.update_yaxes(automargin=True, autorange="reversed", row=2, col=1)
     n, k = len(data.counted), len(data.configurations)
     fig.update_layout(
         title=(
@@ -655,6 +703,6 @@ def plot_activation_summary(data: ActivationSummary) -> go.Figure:
             f"(a factor switches on at {data.default} of its entropy)"
         ),
         showlegend=False,
-        height=max(460, 120 + 28 * len(p)),
+        height=box_px + pair_px + 90 + 160,
     )
     return fig

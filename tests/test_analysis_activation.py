@@ -266,3 +266,19 @@ def test_an_image_trials_exact_evaluation_marks_the_factors_its_bound_misses():
     table = pair_table(data)
     row = table[(table["first"] == "scale") & (table["second"] == "orientation")].iloc[0]
     assert row["unread (bound short of exact)"] == 1 and row["only first opened"] == 1  # t2
+
+
+def test_one_image_trial_draws_its_exact_values_and_leaves_unread_factors_out_of_its_order():
+    study = _study()
+    evals = pd.DataFrame(
+        {"trial_id": ["t1", "t1"], "step": [500.0, 1000.0], "C": [5.0, 10.0],
+         "exact/scale": [0.4, H["scale"]], "exact/orientation": [0.3, 1.2]}
+    )  # fmt: skip
+    study = Study("hand", "", {}, study.trials, study.curves, evals, pd.DataFrame())
+    data = activation_data(study, "t1")
+    assert sorted(data.exact["factor"].unique()) == ["orientation", "scale"]
+    assert data.exact.loc[data.exact["factor"] == "orientation", "exact"].tolist() == [0.3, 1.2]
+    assert not data.factors.set_index("factor").at["orientation", "read"]
+    fig = plot_activation(data)
+    assert "I(orientation; z) exact" in {t.name for t in fig.data}
+    assert fig.layout.title.text.endswith("(unread: orientation)")
