@@ -42,13 +42,20 @@ Factors (per trial, per factor):
 
 - Where a trial's evaluations carry the exact value (``exact/{factor}``: an image trial's
   whole-grid calculation, ``grid_info_images``) the rows' held-out bound is checked
-  against it (``bound_check``): it is *read* when it reaches ``BOUND_SHARE`` of the exact
-  value or falls short by at most ``BOUND_NATS`` at every checked step. A bound only ever
+  against it (``bound_check``): it is *read* when it reaches ``BOUND_SHARE`` (half) of the
+  exact value or falls short by at most ``BOUND_NATS`` at every checked step. A bound only ever
   delays a switch-on (it is below the exact value), so a factor it misses by more than
   that is *unread* in that trial: no order is claimed for a pair with an unread group
   (``unread`` in the pairwise table), and its "never opened" is not a finding. Measured on
-  the factor encoder, where both are known: the bound read 0.00 nats of orientation's
-  0.80, 0.18 of shape's 0.46, 0.69 of scale's 1.17 (``benchmarks/exact_information.py``).
+  the factor encoder after 2,000 steps, where both are known
+  (``benchmarks/exact_information.py``): the bound read 0.00 nats of orientation's 0.80
+  and 0.18 of shape's 0.46 (unread), 0.69 of scale's 1.17 and 1.74 and 1.87 of posX's
+  and posY's 2.56 and 2.66 (59-70%: read). Half is the line because a bound's lag grows
+  with the code's precision, so the last evaluation's share is the lowest of the run's:
+  up to C = 3 the same bound was within 0.1 nats of the exact value for every factor
+  but orientation. A check at the end alone is therefore strict; with exact values at
+  every evaluation (``grid_info_images=eval``, the CUDA default) it is checked as the
+  factors open.
 
 Orders across trials (``pairwise_order``, ``order_across_thresholds``, ``order_verdicts``):
 
@@ -143,7 +150,7 @@ PAIR_COLUMNS = [
     "fraction", "low", "high", "null", "p_value", "paper",
 ]  # fmt: skip
 BOUND_COLUMNS = ["trial_id", "factor", "step", "bound", "exact", "close"]
-BOUND_SHARE = 0.75  # a held-out bound reads at least this share of the exact value ...
+BOUND_SHARE = 0.5  # a held-out bound reads at least this share of the exact value ...
 BOUND_NATS = 0.1  # ... or falls short of it by at most this many nats: it is read
 
 

@@ -362,9 +362,9 @@ def _checked(bound: float, exact: float, factor: str = "orientation") -> pd.Data
 @pytest.mark.parametrize(
     ("bound", "exact", "close"),
     [
-        (0.02, 0.80, False),  # orientation on the factor encoder, measured: a miss
-        (0.69, 1.17, False),  # 59%: short by 0.48 nats
-        (0.70, 0.90, True),  # 78% of the exact value
+        (0.00, 0.80, False),  # orientation on the factor encoder, measured: a miss
+        (0.18, 0.46, False),  # shape there: 39%, short by 0.28 nats
+        (0.69, 1.17, True),  # scale there: 59% of the exact value
         (0.00, 0.08, True),  # short by less than 0.1 nats: both say "not coded"
     ],
 )
@@ -379,11 +379,11 @@ def test_the_bound_is_read_where_it_is_close_to_the_exact_value(bound, exact, cl
 def test_the_check_pairs_rows_and_evaluations_by_step_and_is_empty_without_exact_values():
     curves = pd.DataFrame({"trial_id": "t", "step": STEPS, "info/scale": np.linspace(0, 1, 10)})
     evals = pd.DataFrame(
-        {"trial_id": ["t", "t"], "step": [500.0, 1000.0], "exact/scale": [0.5, 1.6]}
+        {"trial_id": ["t", "t"], "step": [500.0, 1000.0], "exact/scale": [0.5, 2.5]}
     )
     check = so.bound_check(curves, evals)
     assert check["step"].tolist() == [500.0, 1000.0]
-    assert check["close"].tolist() == [True, False]  # 0.44 of 0.5; 1.0 of 1.6
+    assert check["close"].tolist() == [True, False]  # 0.44 of 0.5; 1.0 of 2.5
     assert so.bound_check(curves, evals.drop(columns="exact/scale")).empty
 
 
