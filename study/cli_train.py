@@ -80,7 +80,7 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
     import pandas as pd
 
     from analysis import switch_on as so
-    from analysis.contract import MEAN_IMAGE_RECON, METRICS_FILE, factor_info_key
+    from analysis.contract import MEAN_IMAGE_RECON, METRICS_FILE, exact_info_key, factor_info_key
     from trainables.local import read_rows
 
     rows = pd.DataFrame(read_rows(out / METRICS_FILE)).assign(trial_id="")
@@ -101,6 +101,15 @@ def _what_it_learned(out: Path, last: dict) -> list[str]:
         )
     told = [f"{f} {last[k]:.2f}" for f in so.ENTROPY if (k := factor_info_key(f)) in last]
     lines.append("the code tells (nats): " + "  ".join(told))
+    exact = [f"{f} {last[k]:.2f}" for f in so.ENTROPY if (k := exact_info_key(f)) in last]
+    if exact:  # an image trial's final evaluation over every grid image
+        check = so.bound_check(rows, pd.DataFrame([last]).assign(trial_id=""))
+        unread = list(check.loc[~check["close"], "factor"])
+        lines.append(
+            "exact, over every grid image (nats): "
+            + "  ".join(exact)
+            + (f"  (the bound above misses {', '.join(unread)})" if unread else "")
+        )
     if so.learned_nothing(last["recon"]):
         lines.append(
             f"warning: this trial learned nothing: recon {last['recon']:.1f} nats against "

@@ -114,3 +114,21 @@ def test_an_unwritable_grid_cache_is_bad_input(tmp_path, monkeypatch):
     assert r.exit_code == 2, r.output
     assert "set BETASTUDY_CACHE to a writable directory" in r.output
     assert r.output.count("\n") == 1 and "Traceback" not in r.output
+
+
+def test_an_image_trials_summary_prints_its_exact_values_and_what_the_bound_misses(tmp_path):
+    from study.cli_train import _what_it_learned
+
+    names = ("shape", "scale", "orientation", "posX", "posY")
+    bound = dict(zip(names, (0.1, 0.7, 0.0, 1.8, 1.9)))
+    exact = dict(zip(names, (0.15, 1.1, 0.6, 2.5, 2.6)))
+    last = {"step": 200, "C": 2.0, "recon": 150.0, "kl": 2.0, "info_z0": 1.0, "kl_z0": 2.0}
+    last |= {f"info/z0/{f}": 0.0 for f in names} | {f"info/{f}": v for f, v in bound.items()}
+    first = {**last, "step": 100, "C": 1.0}
+    last |= {f"exact/{f}": v for f, v in exact.items()}
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in (first, last)))
+    lines = _what_it_learned(tmp_path, last)
+    assert lines[-1] == (
+        "exact, over every grid image (nats): shape 0.15  scale 1.10  orientation 0.60  "
+        "posX 2.50  posY 2.60  (the bound above misses orientation)"
+    )
