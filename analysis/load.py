@@ -131,10 +131,14 @@ class Study:
         return arrays
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """The tidy frames by name, as ``betastudy export`` writes them; ``latents`` and
-        ``factor_switch_on`` are the switch-on rule's tables (``analysis.switch_on``)."""
+        """The tidy frames by name, as ``betastudy export`` writes them; ``latents``,
+        ``factor_switch_on`` and, where evaluations carry exact values, ``bound_check``
+        are the switch-on rule's tables (``analysis.switch_on``: a factor whose bound the
+        exact value shows short is ``read`` False)."""
         from analysis import switch_on
 
+        check = switch_on.bound_check(self.curves, self.evaluations)
+        unread = switch_on.unread_factors(check)
         return {
             "trials": self.trials,
             "curves": self.curves,
@@ -142,7 +146,8 @@ class Study:
             "evaluations": self.evaluations,
             "mi": self.mi,
             "latents": switch_on.latent_switch_on(self.curves),
-            "factor_switch_on": switch_on.factor_switch_on(self.curves),
+            "factor_switch_on": switch_on.factor_switch_on(self.curves, unread=unread),
+            **({"bound_check": check} if len(check) else {}),  # image trials' exact checks
         }
 
 
