@@ -91,8 +91,8 @@ def activation_data(
     )
     evals = study.evaluations
     mine = evals[evals["trial_id"] == trial_id] if len(evals) else evals
-    unread = so.unread_factors(so.bound_check(curve, mine))
-    factors = so.factor_switch_on(curve, factor_share, unread=unread)
+    reading = so.factor_reading(curve, mine)
+    factors = so.factor_switch_on(reading.curves, factor_share, unread=reading.unread)
     exact = pd.DataFrame(columns=["step", "C", "factor", "exact"])
     exact_cols = [f for f in FACTOR_NAMES if exact_info_key(f) in mine]
     if exact_cols:
@@ -376,6 +376,8 @@ class ActivationSummary:
     # switch_on.bound_check of the counted trials: the held-out bound against the exact
     # value where evaluations carry it (image trials); empty otherwise
     bound_check: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the trials whose factor order is read off their exact values (switch_on.factor_reading)
+    exact_read: frozenset[str] = frozenset()
 
     @property
     def default(self) -> str:
@@ -452,16 +454,18 @@ def activation_summary_data(
     sizes = groups.groupby("configuration", sort=False)["trial_id"]
     table = pd.DataFrame({"trials": sizes.size(), "trial_ids": sizes.agg(" ".join)}).reset_index()
     evals = study.evaluations
-    check = so.bound_check(counted, evals[evals["trial_id"].isin(ids)] if len(evals) else evals)
-    unread = so.unread_factors(check)
-    factors = so.factor_switch_on(counted, factor_share, unread=unread)
+    reading = so.factor_reading(
+        counted, evals[evals["trial_id"].isin(ids)] if len(evals) else evals
+    )
+    read, check, unread = reading.curves, reading.check, reading.unread
+    factors = so.factor_switch_on(read, factor_share, unread=unread)
     default = so.Threshold("share", factor_share)
     orders = groups.assign(order=_orders(factors, ids))
     for th in so.thresholds_with(factor_share):
         if th != default:
-            orders[f"at {th.label}"] = _orders(so.threshold_switch_on(counted, th, unread), ids)
+            orders[f"at {th.label}"] = _orders(so.threshold_switch_on(read, th, unread), ids)
     across = so.order_across_thresholds(
-        counted, dict(zip(groups["trial_id"], groups["configuration"])),
+        read, dict(zip(groups["trial_id"], groups["configuration"])),
         so.thresholds_with(factor_share), unread=unread,
     )  # fmt: skip
     verdicts = so.order_verdicts(across, default.label)
@@ -469,8 +473,9 @@ def activation_summary_data(
     pairwise = so.PairwiseOrder(at_default.reset_index(drop=True))
     excluded = excluded.reset_index(drop=True)
     return ActivationSummary(
-        factors, orders, pairwise, excluded, factor_share, ids, table, across, verdicts, check
-    )
+        factors, orders, pairwise, excluded, factor_share, ids, table, across, verdicts, check,
+        reading.exact,
+    )  # fmt: skip
 
 
 def _orders(factors: pd.DataFrame, ids: list[str]) -> list[str]:

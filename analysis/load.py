@@ -137,8 +137,7 @@ class Study:
         exact value shows short is ``read`` False)."""
         from analysis import switch_on
 
-        check = switch_on.bound_check(self.curves, self.evaluations)
-        unread = switch_on.unread_factors(check)
+        reading = switch_on.factor_reading(self.curves, self.evaluations)
         return {
             "trials": self.trials,
             "curves": self.curves,
@@ -146,8 +145,9 @@ class Study:
             "evaluations": self.evaluations,
             "mi": self.mi,
             "latents": switch_on.latent_switch_on(self.curves),
-            "factor_switch_on": switch_on.factor_switch_on(self.curves, unread=unread),
-            **({"bound_check": check} if len(check) else {}),  # image trials' exact checks
+            "factor_switch_on": switch_on.factor_switch_on(reading.curves, unread=reading.unread),
+            # image trials' exact checks
+            **({"bound_check": reading.check} if len(reading.check) else {}),
         }
 
 

@@ -370,14 +370,19 @@ def _summary(
         f"joins the label: posY + scale. Inactive at the end, it codes nothing. A factor "
         f"switches on at the first row of its last run in which the code tells "
         f"{100 * factor_share:.0f}% of its entropy about it (off below half of that). "
-        + _estimator(study.trials, summary.bound_check)
+        + _estimator(study.trials, summary.bound_check, summary.exact_read)
     )
     return f"<p class=lead>{html.escape(' '.join(lines))}</p>" + _table(table) + _note(rule)
 
 
-def _estimator(trials: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
+def _estimator(
+    trials: pd.DataFrame,
+    check: pd.DataFrame | None = None,
+    exact_read: frozenset[str] = frozenset(),
+) -> str:
     """What the per-factor information of these trials is: exact or a lower bound, and
-    for image trials whose evaluations carry the exact value, how the bound compared."""
+    for image trials whose evaluations carry the exact value, how the bound compared and
+    which trials' orders are read off the exact values."""
     encoders = set(trials.get(config_col("encoder"), pd.Series(["image"])).fillna("image"))
     exact = (
         "For factor-encoder trials the information about a factor is exact (the whole "
@@ -396,13 +401,22 @@ def _estimator(trials: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
             f"{so.BOUND_NATS} nats of, at every checked step; the others are unread: no "
             f"order is claimed for them (table 'Held-out bound against the exact value')."
         )
+    if exact_read:
+        n = len(exact_read)
+        bound += (
+            f" {n} image {'trial carries' if n == 1 else 'trials carry'} the exact value at "
+            f"{so.EXACT_ROWS} or more evaluations: {'its' if n == 1 else 'their'} factors' "
+            f"switch-on and order are read off those exact values instead (a switch-on "
+            f"dated to the first evaluation of the factor's last run above the threshold)."
+        )
     return " ".join(
         t for t, on in ((exact, "factors" in encoders), (bound, encoders - {"factors"})) if on
     )
 
 
-def _bound_table(check: pd.DataFrame) -> str:
-    """Per trial and factor, the bound against the exact value at the last checked step."""
+def _bound_table(check: pd.DataFrame, exact_read: frozenset[str] = frozenset()) -> str:
+    """Per trial and factor, the bound against the exact value at the last checked step;
+    ``read``: read (close throughout), unread, or exact (the order uses the exact values)."""
     last = check.groupby(["trial_id", "factor"], sort=False).tail(1)
     worst = check.groupby(["trial_id", "factor"], sort=False)["close"].all()
     exact = last["exact"].to_numpy()
@@ -418,7 +432,7 @@ def _bound_table(check: pd.DataFrame) -> str:
             "exact (nats)": last["exact"].round(3).to_numpy(),
             "share": np.round(share, 2),
             "read": [
-                "read" if worst[(t, f)] else "unread"
+                "exact" if t in exact_read else "read" if worst[(t, f)] else "unread"
                 for t, f in zip(last["trial_id"], last["factor"])
             ],
         }
@@ -428,7 +442,9 @@ def _bound_table(check: pd.DataFrame) -> str:
         + _note(
             "The rows' per-factor information of an image trial is a held-out lower bound "
             "on the probe set; at its evaluations the exact value over every grid image "
-            "checks it. Shown at the last checked step; read: close at every checked step."
+            "checks it. Shown at the last checked step; read: close at every checked step; "
+            f"exact: the trial's order is read off its exact values ({so.EXACT_ROWS} or more "
+            "checked steps), whatever its bound."
         )
         + _table(frame, na_cols=("share",))
     )
@@ -528,7 +544,7 @@ def _activation(
             out.append(head + _table(pairs, na_cols=("fraction", "p (one-sided)")))
         out.append("<h3>Order per trial</h3>" + _table(summary.orders))
         if len(summary.bound_check):
-            out.append(_bound_table(summary.bound_check))
+            out.append(_bound_table(summary.bound_check, summary.exact_read))
     if len(summary.excluded):
         out.append("<h3>Trials not counted</h3>" + _table(summary.excluded))
     for i, tid in enumerate(detail):

@@ -56,6 +56,11 @@ Factors (per trial, per factor):
   but orientation. A check at the end alone is therefore strict; with exact values at
   every evaluation (``grid_info_images=eval``, the CUDA default) it is checked as the
   factors open.
+- Where the exact value is there at ``EXACT_ROWS`` (three) or more steps of a trial, the
+  bound is not needed: that trial's factors are read off the exact values
+  (``factor_reading``), a switch-on dated to the first checked step of the last run
+  above the threshold. One check at the end cannot date an opening, so such a trial
+  keeps the bound, checked as above.
 
 Orders across trials (``pairwise_order``, ``order_across_thresholds``, ``order_verdicts``):
 
@@ -152,6 +157,7 @@ PAIR_COLUMNS = [
 BOUND_COLUMNS = ["trial_id", "factor", "step", "bound", "exact", "close"]
 BOUND_SHARE = 0.5  # a held-out bound reads at least this share of the exact value ...
 BOUND_NATS = 0.1  # ... or falls short of it by at most this many nats: it is read
+EXACT_ROWS = 3  # a trial with exact values at this many steps has its factor order read off them
 
 
 @dataclass(frozen=True)
@@ -410,6 +416,56 @@ def bound_check(curves: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame
         )
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["trial_id", "step"], kind="stable", ignore_index=True)[BOUND_COLUMNS]
+
+
+@dataclass(frozen=True, eq=False)  # holds tables: compared by identity
+class FactorReading:
+    """What a factor's switch-on is read from, trial by trial (``factor_reading``):
+    ``curves`` has the rows to pass to ``factor_switch_on`` and the order functions,
+    ``check`` the ``bound_check``, ``unread`` its unread (trial_id, factor) pairs among
+    the trials read off the bound, ``exact`` the trials read off their exact values."""
+
+    curves: pd.DataFrame
+    check: pd.DataFrame
+    unread: frozenset[tuple[str, str]]
+    exact: frozenset[str]
+
+
+def factor_reading(curves: pd.DataFrame, evaluations: pd.DataFrame) -> FactorReading:
+    """Per trial, the best estimate of its factors' information to date their switch-on
+    by. A trial whose evaluations carry the exact value (``exact/{factor}``) at
+    ``EXACT_ROWS`` or more steps is read off those: its rows in ``curves`` are replaced by
+    one row per such step, with the exact values as ``info/{factor}`` (and the report
+    row's C), so a switch-on is dated to the first checked step of the factor's last run
+    above the threshold (the crossing lies after the check before it). Fewer checks cannot
+    date an opening (one at the end only tells what the code reached), so the other
+    trials are read off the rows' held-out bound, with the factors it misses unread
+    (``bound_check``, ``unread_factors``)."""
+    check = bound_check(curves, evaluations)
+    names = [f for f in FACTOR_NAMES if exact_info_key(f) in evaluations]
+    if not len(check) or not names:
+        return FactorReading(curves, check, unread_factors(check), frozenset())
+    steps = check.drop_duplicates(["trial_id", "step"]).groupby("trial_id")["step"].size()
+    exact = frozenset(steps.index[steps >= EXACT_ROWS])
+    if not exact:
+        return FactorReading(curves, check, unread_factors(check), frozenset())
+    keep = ["trial_id", "step", *(["C"] if "C" in curves else [])]
+    mine = curves[curves["trial_id"].isin(exact)][keep]
+    evals = evaluations[evaluations["trial_id"].isin(exact)]
+    evals = evals[["trial_id", "step", *[exact_info_key(f) for f in names]]].dropna()
+    rows = mine.merge(evals, on=["trial_id", "step"]).rename(
+        columns={exact_info_key(f): factor_info_key(f) for f in names}
+    )
+    order = {t: i for i, t in enumerate(dict.fromkeys(curves["trial_id"]))}
+    out = pd.concat([curves[~curves["trial_id"].isin(exact)], rows], ignore_index=True)
+    out = out.sort_values(
+        ["trial_id", "step"],
+        key=lambda s: s.map(order) if s.name == "trial_id" else s,
+        kind="stable",
+        ignore_index=True,
+    )
+    bound_only = check[~check["trial_id"].isin(exact)]
+    return FactorReading(out, check, unread_factors(bound_only), exact)
 
 
 def unread_factors(check: pd.DataFrame) -> frozenset[tuple[str, str]]:

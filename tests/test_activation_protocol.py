@@ -156,3 +156,35 @@ def test_an_exact_last_row_checks_each_seeds_bound_and_marks_what_it_misses():
     )
     assert "orientation 0.00/1.50 unread" in text
     assert "unread (the held-out bound fell short of the exact value" in text
+
+
+def test_a_seed_checked_at_every_row_is_ordered_by_its_exact_values():
+    rows = _hand_made()  # seed 2's bound: scale at C 2, posX at C 5
+    mine = rows["trial_id"] == "seed 2"
+    for f in FACTOR_NAMES:
+        rows.loc[mine, f"exact/{f}"] = rows.loc[mine, f"info/{f}"]
+    rows.loc[mine & (rows["step"] >= 100), "exact/posX"] = H["posX"]  # posX exact from C 1
+    result = activation_result(rows)
+    seed = result.seeds[2]
+    assert seed.order == (("posX",), ("scale",)) and seed.switch_on_c["posX"] == 1.0
+    assert len(seed.exact) == 10 and seed.exact[0] == (1.0, {**dict.fromkeys(FACTOR_NAMES, 0.0),
+                                                            "posX": H["posX"]})  # fmt: skip
+    assert result.seeds[0].exact == () and result.unread == ()  # read off exact: none unread
+    text = "\n".join(format_activation(result))
+    assert "seed 2: recon 120.0, KL 10.00, C 10.00, order posX > scale;" in text
+    assert (
+        "  order read off the exact values over every grid image, at C 1.0/2.0/3.0/4.0/5.0/"
+        "6.0/7.0/8.0/9.0/10.0 (nats): shape 0.00/0.00/" in text
+    )
+    assert "(nats; the order does not use the bound): shape 0.00/0.00" in text
+
+
+def test_the_images_protocol_checks_the_code_where_c_reaches_each_listed_capacity():
+    from trainables.activation_protocol import EXACT_AT_C, exact_steps, protocol_config
+    from trainables.config import TrialConfig
+
+    cfg = TrialConfig.from_dict(protocol_config("images"))
+    assert cfg.grid_info_images == "eval" and cfg.c_max == 20 and cfg.c_steps == 20_000
+    assert sorted(exact_steps(cfg)) == [int(1000 * c) for c in EXACT_AT_C]  # 0.001 nats a step
+    odd = TrialConfig.from_dict({**protocol_config("images"), "c_steps": 3000, "steps": 3100})
+    assert sorted(exact_steps(odd)) == [200, 400, 600, 800, 1000, 1200, 1800, 2400]  # rounded up

@@ -420,3 +420,45 @@ def test_an_unread_factor_orders_nothing_and_is_not_a_never_opened_one():
     verdicts = so.order_verdicts(so.order_across_thresholds(rows, unread=unread))
     text = verdicts.set_index(["a", "b"]).at[("position", "orientation"), "text"]
     assert "unread in 1" in text
+
+
+def test_a_trial_with_exact_values_at_enough_steps_is_ordered_by_them_not_by_its_bound():
+    # the bound sees posX at step 300 and scale at 800: posX > scale. Trial "e" carries the
+    # exact value at four steps, and scale reached 25% of its entropy (0.45 nats) by step
+    # 400, posX its 0.87 only by 600: read off those, scale > posX. Trial "b" has one check
+    # at the end: it keeps its bound's order, and orientation, whose bound the check shows
+    # short (0.00 of 2.00), is unread there and only there.
+    posx = [0.0, 0.0, 1.0, 1.2, 1.5, 2.0, 2.0, 2.0, 2.0, 2.0]
+    scale = [0.0] * 7 + [0.6, 0.8, 1.0]
+    bound = {"posX": posx, "scale": scale}
+    curves = pd.concat([_rows(t, {0: RAMP}, factors=bound) for t in ("b", "e")], ignore_index=True)
+    exact = {"posX": [0.1, 0.3, 2.0, 2.5], "scale": [0.1, 0.9, 1.2, 1.5]}
+    evals = pd.DataFrame({"trial_id": "e", "step": [200.0, 400.0, 600.0, 1000.0]})
+    for f in FACTOR_NAMES:
+        evals[f"exact/{f}"] = exact.get(f, [0.05] * 4)
+    end = {f"exact/{f}": [{"posX": 2.5, "scale": 1.5, "orientation": 2.0}.get(f, 0.05)]
+           for f in FACTOR_NAMES}  # fmt: skip
+    evals = pd.concat([pd.DataFrame({"trial_id": ["b"], "step": [1000.0], **end}), evals])
+
+    reading = so.factor_reading(curves, evals)
+    assert reading.exact == {"e"}
+    assert reading.unread == {("b", "orientation")}  # e's short bound (scale at 400) is moot
+    assert list(dict.fromkeys(reading.curves["trial_id"])) == ["b", "e"]
+    mine = reading.curves[reading.curves["trial_id"] == "e"]
+    assert mine["step"].tolist() == [200.0, 400.0, 600.0, 1000.0]
+    assert mine["C"].tolist() == [2.0, 4.0, 6.0, 10.0]  # the report rows' C at those steps
+    assert mine["info/scale"].tolist() == exact["scale"]
+    assert (reading.curves[reading.curves["trial_id"] == "b"]["info/posX"] == posx).all()
+
+    factors = so.factor_switch_on(reading.curves, unread=reading.unread)
+    on = factors.set_index(["trial_id", "factor"])
+    assert on.at[("e", "scale"), "step_on"] == 400 and on.at[("e", "scale"), "C_on"] == 4
+    assert on.at[("e", "posX"), "step_on"] == 600
+    assert on.at[("e", "orientation"), "read"] and np.isnan(on.at[("e", "orientation"), "step_on"])
+    assert not on.at[("b", "orientation"), "read"]
+    orders = {t: so.trial_order(g) for t, g in factors.groupby("trial_id")}
+    assert orders == {"b": [["posX"], ["scale"]], "e": [["scale"], ["posX"]]}
+
+    two = evals[(evals["trial_id"] == "b") | (evals["step"] <= 400)]  # e: 2 < EXACT_ROWS
+    assert so.EXACT_ROWS == 3 and so.factor_reading(curves, two).exact == frozenset()
+    assert ("e", "scale") in so.factor_reading(curves, two).unread  # its bound, checked

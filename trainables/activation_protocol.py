@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import switch_on as so
-from analysis.contract import FACTOR_NAMES
+from analysis.contract import FACTOR_NAMES, factor_info_key
 
 PROTOCOL: dict[str, Any] = {  # the factor encoder's
     "objective": "capacity",
@@ -68,8 +68,12 @@ IMAGES: dict[str, Any] = {
     "hidden": 128,
     "report_every": 200,
     "probe_points": 1024,
-    "grid_info_images": "end",  # the bound checked against every grid image, once
+    "grid_info_images": "eval",  # the exact value over every grid image at EXACT_AT_C
 }
+# the capacities (nats) at which an image seed's code is checked over every grid image,
+# and its last row: dense where position and scale open (C 2-9 on the bound), about 61 s
+# each with the half-width model on one thread (benchmarks/exact_information.py)
+EXACT_AT_C = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 15.0)
 PROTOCOLS = {"factors": PROTOCOL, "images": IMAGES}
 
 
@@ -94,14 +98,32 @@ def run_seed(config: dict[str, Any]) -> list[dict[str, Any]]:
     torch.set_num_threads(1)  # one core per seed: jobs never fight over threads
     cfg = TrialConfig.from_dict(config)
     trainer = Trainer(cfg)
+    checks = exact_steps(cfg)
     rows = []
     with threadpool_limits(1):  # the probe's numpy too
         while trainer.step < cfg.steps:
             row = trainer.train_steps(min(cfg.report_every, cfg.steps - trainer.step))
             row.update(trainer.measure())
+            final = trainer.step >= cfg.steps
+            if final or trainer.step in checks:  # {} unless grid_info_images asks
+                row.update(trainer.grid_information(final=final))
             rows.append({"trial_id": f"seed {cfg.seed}", **row})
-        rows[-1].update(trainer.grid_information(final=True))  # {} unless grid_info_images
     return rows
+
+
+def exact_steps(cfg: Any) -> frozenset[int]:
+    """The report steps at which the schedule's C first reaches each of ``EXACT_AT_C``
+    (an image trial with ``grid_info_images = eval`` checks its code there); the last
+    row is checked besides."""
+    if cfg.c_steps <= 0 or cfg.c_max <= cfg.c_start:
+        return frozenset()
+    every = cfg.report_every
+    out = set()
+    for c in EXACT_AT_C:
+        if cfg.c_start < c <= cfg.c_max:
+            step = cfg.c_steps * (c - cfg.c_start) / (cfg.c_max - cfg.c_start)
+            out.add(int(math.ceil(step / every)) * every)
+    return frozenset(s for s in out if s < cfg.steps)
 
 
 def run_protocol(
@@ -133,6 +155,9 @@ class SeedOrder:
     switch_on_c: dict[str, float]  # per factor (FACTOR_NAMES), its switch-on C; NaN: never
     # per factor checked at the last row: (held-out bound, exact value, read); {}: unchecked
     checked: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
+    # the exact values its order is read from (switch_on.factor_reading): per checked row
+    # (C, {factor: nats}); (): the order is read off the held-out bound
+    exact: tuple[tuple[float, dict[str, float]], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)  # holds tables: compared by identity
@@ -167,10 +192,13 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
     entropy; the factors no seed opened; per pair of factor groups, over the seeds where
     both opened, how often the first opened first, with its exact interval, the chance
     level and the censored seeds; and whether each pair's order holds at every threshold
-    of ``switch_on.THRESHOLDS``. The seeds are replicates of one configuration."""
-    check = so.bound_check(rows, rows)
-    unread = so.unread_factors(check)
-    factors = so.factor_switch_on(rows, share, unread=unread)
+    of ``switch_on.THRESHOLDS``. The seeds are replicates of one configuration. A seed
+    with the exact value at ``switch_on.EXACT_ROWS`` or more rows is read off those
+    (``switch_on.factor_reading``); the others off the held-out bound, checked where
+    they can be."""
+    reading = so.factor_reading(rows, rows)
+    check, unread, read = reading.check, reading.unread, reading.curves
+    factors = so.factor_switch_on(read, share, unread=unread)
     last = rows.groupby("trial_id", sort=False).tail(1).set_index("trial_id")
     seeds = []
     for tid, g in factors.groupby("trial_id", sort=False):
@@ -189,6 +217,7 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
                     f: (float(b), float(e), (tid, f) not in unread)
                     for f, b, e in zip(mine["factor"], mine["bound"], mine["exact"])
                 },
+                exact=_exact_rows(read[read["trial_id"] == tid]) if tid in reading.exact else (),
             )
         )
     default = so.Threshold("share", share)
@@ -208,8 +237,16 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
         pairs=so.pairwise_order(so.group_switch_on(factors)).table,
         thresholds=thresholds,
         verdicts=so.order_verdicts(
-            so.order_across_thresholds(rows, thresholds=thresholds, unread=unread), default.label
+            so.order_across_thresholds(read, thresholds=thresholds, unread=unread), default.label
         ),
+    )
+
+
+def _exact_rows(rows: pd.DataFrame) -> tuple[tuple[float, dict[str, float]], ...]:
+    names = [f for f in FACTOR_NAMES if factor_info_key(f) in rows]
+    return tuple(
+        (float(r["C"]), {f: float(r[factor_info_key(f)]) for f in names})
+        for _, r in rows.iterrows()
     )
 
 
@@ -231,9 +268,19 @@ def format_activation(result: ActivationResult) -> list[str]:
             f"{seed.trial_id}: recon {seed.recon:.1f}, KL {seed.kl:.2f}, C {seed.C:.2f}, "
             f"order {order}; switch-on C: {opened}"
         )
-        if seed.checked:
+        if seed.exact:
+            cs = "/".join(f"{c:.1f}" for c, _ in seed.exact)
             lines.append(
-                "  held-out bound / exact over every grid image at the end (nats): "
+                f"  order read off the exact values over every grid image, at C {cs} (nats): "
+                + "; ".join(
+                    f"{f} " + "/".join(f"{info[f]:.2f}" for _, info in seed.exact)
+                    for f in seed.exact[0][1]
+                )
+            )
+        if seed.checked:
+            whose = "; the order does not use the bound" if seed.exact else ""
+            lines.append(
+                f"  held-out bound / exact over every grid image at the end (nats{whose}): "
                 + ", ".join(
                     f"{f} {b:.2f}/{e:.2f}{'' if ok else ' unread'}"
                     for f, (b, e, ok) in seed.checked.items()
@@ -243,10 +290,11 @@ def format_activation(result: ActivationResult) -> list[str]:
         f"{f} {info:.2f}" for f, info in result.final_info.items()
     ))  # fmt: skip
     if result.never_opened:
-        checked = all(seed.checked for seed in result.seeds)
         how = (
-            "the bound checked against the exact value at the end"
-            if checked
+            "read off the exact values over every grid image"
+            if all(seed.exact for seed in result.seeds)
+            else "the bound checked against the exact value at the end"
+            if all(seed.checked for seed in result.seeds)
             else "as the probe reads them, and it undershoots shape and orientation: "
             "docs/activation.md, 'The held-out bound undershoots'"
         )
