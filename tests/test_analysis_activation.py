@@ -282,3 +282,30 @@ def test_one_image_trial_draws_its_exact_values_and_leaves_unread_factors_out_of
     fig = plot_activation(data)
     assert "I(orientation; z) exact" in {t.name for t in fig.data}
     assert fig.layout.title.text.endswith("(unread: orientation)")
+
+
+def test_an_image_trial_checked_at_enough_evaluations_is_ordered_by_its_exact_values():
+    from analysis.report import _bound_table, _estimator
+
+    study = _study()  # t1's bound: posX at C 2, scale at C 5
+    steps = [200.0, 400.0, 600.0, 800.0, 1000.0]
+    evals = pd.DataFrame({"trial_id": "t1", "step": steps, "C": [s / 100 for s in steps]})
+    for f in FACTOR_NAMES:
+        evals[f"exact/{f}"] = 0.0
+    evals["exact/scale"] = H["scale"]  # exact: scale told in full from C 2, posX from 6
+    evals["exact/posX"] = [0.0, 0.0, H["posX"], H["posX"], H["posX"]]
+    study = Study("hand", "", {}, study.trials, study.curves, evals, pd.DataFrame())
+    data = activation_summary_data(study)
+    assert data.exact_read == {"t1"}
+    orders = data.orders.set_index("trial_id")["order"]
+    assert orders["t1"] == "scale > posX" and orders["t2"] == "scale > posX"
+    on = data.factors.set_index(["trial_id", "factor"])
+    assert on.at[("t1", "scale"), "C_on"] == 2.0 and on.at[("t1", "posX"), "C_on"] == 6.0
+    assert activation_data(study, "t1").order == [["scale"], ["posX"]]
+    exported = study.frames()["factor_switch_on"].set_index(["trial_id", "factor"])
+    assert exported.at[("t1", "scale"), "step_on"] == 200.0
+    assert "1 image trial carries the exact value at 3 or more evaluations" in _estimator(
+        study.trials, data.bound_check, data.exact_read
+    )
+    table = _bound_table(data.bound_check, data.exact_read)
+    assert "<td>exact</td>" in table and "unread" not in table.split("</h3>")[1].split("</p>")[1]
