@@ -53,11 +53,13 @@ Factors (per trial, per factor):
   and posY's 2.56 and 2.66 (59-70%: read). Half is the line because a bound's lag grows
   with the code's precision, so the last evaluation's share is the lowest of the run's:
   up to C = 3 the same bound was within 0.1 nats of the exact value for every factor
-  but orientation. A check at the end alone is therefore strict; with exact values at
-  every evaluation (``grid_info_images=eval``, the CUDA default) it is checked as the
+  but orientation. A check at the end alone is therefore strict; with exact values as
+  C ramps (``grid_info_images=capacity``, the CUDA default) it is checked as the
   factors open.
 - Where the exact value is there at ``EXACT_ROWS`` (three) or more steps of a trial, the
-  bound is not needed: that trial's factors are read off the exact values
+  bound is not needed: that trial's factors are read off the exact values, at the
+  resolution of the checks (``grid_info_images=capacity`` places them where C reaches
+  1, 2, 3, 4, 5, 6, 8, 11, 15 ... nats and each tenth of the ramp)
   (``factor_reading``), a switch-on dated to the first checked step of the last run
   above the threshold. One check at the end cannot date an opening, so such a trial
   keeps the bound, checked as above.

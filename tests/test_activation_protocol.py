@@ -184,7 +184,7 @@ def test_the_images_protocol_checks_the_code_where_c_reaches_each_listed_capacit
     from trainables.config import TrialConfig
 
     cfg = TrialConfig.from_dict(protocol_config("images"))
-    assert cfg.grid_info_images == "eval" and cfg.c_max == 20 and cfg.c_steps == 20_000
+    assert cfg.grid_info_images == "end" and cfg.c_max == 20 and cfg.c_steps == 20_000
     assert sorted(exact_steps(cfg)) == [int(1000 * c) for c in EXACT_AT_C]  # 0.001 nats a step
     odd = TrialConfig.from_dict({**protocol_config("images"), "c_steps": 3000, "steps": 3100})
     assert sorted(exact_steps(odd)) == [200, 400, 600, 800, 1000, 1200, 1800, 2400]  # rounded up

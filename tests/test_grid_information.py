@@ -167,11 +167,21 @@ class _RandomImages(DSprites):
         return self.table[self.index_of(factors)]
 
 
-@pytest.mark.parametrize("when", ["end", "eval"])
-def test_an_image_trial_reports_the_exact_information_at_its_evaluations(when):
+CHECKED_AT = {  # grid_info_images, objective -> the steps whose rows carry exact values
+    ("end", "beta"): [40],
+    ("eval", "beta"): [20, 40],
+    ("capacity", "beta"): [20, 40],  # no ramp to place checks on: every evaluation
+    # C 0 -> 5 over 40 steps, rows at 1.25/2.5/3.75 nats: each reaches a tenth of the ramp
+    ("capacity", "capacity"): [10, 20, 30, 40],
+}
+
+
+@pytest.mark.parametrize(("when", "objective"), list(CHECKED_AT))
+def test_an_image_trial_reports_the_exact_information_where_asked(when, objective):
     data = _RandomImages()
     cfg = TrialConfig.from_dict(
-        {"objective": "beta", "beta": 1.0, "steps": 40, "batch_size": 16, "latent_dim": 3,
+        {"objective": objective, "beta": 1.0, "gamma": 10.0, "c_max": 5.0, "c_steps": 40,
+         "steps": 40, "batch_size": 16, "latent_dim": 3,
          "channels": 4, "hidden": 16, "lr": 2e-3, "report_every": 10, "eval_every": 20,
          "eval_points": 64, "checkpoint_every": 0, "device": "cpu", "probe_points": 64,
          "grid_info_samples": 24, "grid_info_images": when}
@@ -181,7 +191,7 @@ def test_an_image_trial_reports_the_exact_information_at_its_evaluations(when):
     trainer.run(on_report=lambda row, due: rows.append(dict(row)))
     keys = [exact_info_key(f) for f in FACTOR_NAMES]
     with_exact = [r["step"] for r in rows if keys[0] in r]
-    assert with_exact == ([40] if when == "end" else [20, 40])
+    assert with_exact == CHECKED_AT[when, objective]
     with torch.no_grad():
         images = data.table.contiguous(memory_format=torch.channels_last)
         mu, logvar = trainer.model.encoder.eval()(images)

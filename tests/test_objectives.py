@@ -11,6 +11,7 @@ from trainables.config import TrialConfig
 from trainables.objectives import (
     bernoulli_recon,
     capacity,
+    capacity_check_steps,
     capacity_table,
     kl_per_latent,
     vae_loss,
@@ -59,6 +60,33 @@ def test_constant_and_piecewise_schedules():
     )
     got = [capacity(s, cfg) for s in (0, 10, 15, 20, 30, 40, 45, 50, 60)]
     assert got == pytest.approx([1, 1, 3, 5, 5, 5, 7.5, 10, 10])
+
+
+def test_capacity_checks_sit_on_the_first_report_row_reaching_each_capacity():
+    # linear 0 -> 20 over 20,000 steps, a row every 1,000: C = 1 nat per row
+    cfg = TrialConfig(c_max=20.0, c_steps=20_000, steps=25_000, report_every=1000)
+    assert capacity_check_steps(cfg, (1.0, 2.5, 20.0, 30.0)) == (1000, 3000, 20_000)
+    # the default: CAPACITY_CHECKS (1-6, 8, 11, 15, 20) and each tenth of the ramp (2-20)
+    assert capacity_check_steps(cfg) == tuple(
+        1000 * c for c in (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 14, 15, 16, 18, 20)
+    )
+    # a small ramp is checked at its tenths: 0 -> 1 nat over 10 rows, one a row
+    small = TrialConfig(c_max=1.0, c_steps=1000, steps=2000, report_every=100)
+    assert capacity_check_steps(small) == tuple(range(100, 1001, 100))
+    # piecewise: held at 1 to step 10, 5 at step 20, held, 10 at step 50; rows every 5
+    piece = TrialConfig(
+        c_schedule="piecewise",
+        c_points=((10, 1.0), (20, 5.0), (40, 5.0), (50, 10.0)),
+        steps=60,
+        report_every=5,
+    )
+    assert capacity_check_steps(piece, (2.0, 3.0, 4.9, 5.0, 6.0, 10.0)) == (15, 20, 45, 50)
+    # no ramp, nothing to place checks on: a constant C, the beta objective, the last row
+    assert capacity_check_steps(TrialConfig(c_schedule="constant", c_max=7.0)) == ()
+    assert capacity_check_steps(TrialConfig(objective="beta")) == ()
+    assert (
+        capacity_check_steps(TrialConfig(c_max=5.0, c_steps=100, steps=100, report_every=100)) == ()
+    )
 
 
 SCHEDULES = {

@@ -73,7 +73,7 @@ IMAGES: dict[str, Any] = {
     "hidden": 128,
     "report_every": 200,
     "probe_points": 1024,
-    "grid_info_images": "eval",  # the exact value over every grid image at EXACT_AT_C
+    "grid_info_images": "end",  # and run_seed checks every grid image at EXACT_AT_C
 }
 # the capacities (nats) at which an image seed's code is checked over every grid image,
 # and its last row: dense where position and scale open (C 2-9 on the bound), about 61 s
@@ -110,25 +110,20 @@ def run_seed(config: dict[str, Any]) -> list[dict[str, Any]]:
             row = trainer.train_steps(min(cfg.report_every, cfg.steps - trainer.step))
             row.update(trainer.measure())
             final = trainer.step >= cfg.steps
-            if final or trainer.step in checks:  # {} unless grid_info_images asks
-                row.update(trainer.grid_information(final=final))
+            if final or trainer.step in checks:
+                row.update(trainer.exact_information())
             rows.append({"trial_id": f"seed {cfg.seed}", **row})
     return rows
 
 
 def exact_steps(cfg: Any) -> frozenset[int]:
     """The report steps at which the schedule's C first reaches each of ``EXACT_AT_C``
-    (an image trial with ``grid_info_images = eval`` checks its code there); the last
-    row is checked besides."""
-    if cfg.c_steps <= 0 or cfg.c_max <= cfg.c_start:
-        return frozenset()
-    every = cfg.report_every
-    out = set()
-    for c in EXACT_AT_C:
-        if cfg.c_start < c <= cfg.c_max:
-            step = cfg.c_steps * (c - cfg.c_start) / (cfg.c_max - cfg.c_start)
-            out.add(int(math.ceil(step / every)) * every)
-    return frozenset(s for s in out if s < cfg.steps)
+    (``objectives.capacity_check_steps``), where an image seed checks its code over
+    every grid image; the last row is checked besides. Fewer than the trainer's own
+    ``grid_info_images = capacity`` checks: each costs a minute on one CPU thread."""
+    from trainables.objectives import capacity_check_steps
+
+    return frozenset(capacity_check_steps(cfg, EXACT_AT_C))
 
 
 def run_protocol(

@@ -26,7 +26,7 @@ class DataError(ValueError):
 OBJECTIVES = ("beta", "capacity")
 SCHEDULES = ("linear", "constant", "piecewise")
 ENCODERS = ("image", "factors")
-GRID_INFO_IMAGES = ("auto", "eval", "end", "off")
+GRID_INFO_IMAGES = ("auto", "capacity", "eval", "end", "off")
 PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
@@ -83,7 +83,9 @@ class TrialConfig:
     """I(f; z) per factor exact over the whole grid, from this many probe draws; 0: off."""
     grid_info_images: str = "auto"
     """Image encoder: when to encode all 737,280 grid images for the exact I(f; z):
-    `eval` (every evaluation), `end` (the final one), `off`; `auto`: eval on CUDA, off on a CPU."""
+    `capacity` (the report rows where C reaches each of objectives.CAPACITY_CHECKS nats and
+    each tenth of its ramp, and the end; every evaluation where C does not ramp), `eval`
+    (every evaluation), `end` (the final one), `off`; `auto`: capacity on CUDA, off on a CPU."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
     prerender: str = "auto"

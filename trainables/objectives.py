@@ -45,6 +45,42 @@ def capacity(step: int, cfg: TrialConfig) -> float:
     return pts[-1][1]
 
 
+# The capacities (nats) at whose report rows an image trial's code is checked over every
+# grid image (grid_info_images = capacity), besides each tenth of its ramp: a factor's
+# switch-on read off exact values is dated only to the check, so the checks are dense
+# where factors open (position and scale at C 1-8, shape and orientation at C 8-15 on the
+# images protocol and the quick preset) and sparser above.
+CAPACITY_CHECKS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 15.0, 20.0, 25.0, 35.0, 50.0, 75.0)
+RAMP_CHECKS = 10  # and where C reaches each tenth of the way from its start to its top
+
+
+def capacity_check_steps(
+    cfg: TrialConfig, capacities: tuple[float, ...] | None = None
+) -> tuple[int, ...]:
+    """The report steps (multiples of ``report_every`` before ``steps``) at which the
+    schedule's C first reaches each of ``capacities`` nats; by default
+    ``CAPACITY_CHECKS`` and each ``1 / RAMP_CHECKS`` of the way from C at step 0 to the
+    schedule's top. Empty where C does not rise (the beta objective, a constant schedule):
+    there is no ramp to place checks on."""
+    every = cfg.report_every
+    if cfg.objective != "capacity" or every <= 0 or cfg.steps <= every:
+        return ()
+    steps = np.arange(every, cfg.steps, every, dtype=np.int64)
+    c = np.array([capacity(int(s), cfg) for s in steps], dtype=np.float64)
+    start = capacity(0, cfg)
+    top = float(c.max())
+    if top <= start + 1e-9:
+        return ()
+    if capacities is None:
+        ramp = start + (top - start) * np.arange(1, RAMP_CHECKS + 1) / RAMP_CHECKS
+        capacities = (*CAPACITY_CHECKS, *ramp.tolist())
+    out = set()
+    for target in capacities:
+        if start + 1e-9 < target <= top + 1e-9:
+            out.add(int(steps[np.argmax(c >= target - 1e-9)]))  # the first row reaching it
+    return tuple(sorted(out))
+
+
 def capacity_table(cfg: TrialConfig, device: torch.device | str = "cpu") -> torch.Tensor:
     """C at every step 0..cfg.steps as one float32 tensor, for indexing on the device.
     The values of ``capacity``, bit for bit: the same float64 operations in the same

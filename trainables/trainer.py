@@ -33,7 +33,7 @@ from trainables import grid, host
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import DSprites, load_dataset
 from trainables.model import VAE
-from trainables.objectives import capacity_table, vae_loss
+from trainables.objectives import capacity_check_steps, capacity_table, vae_loss
 from trainables.probe import Probe
 
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
@@ -210,6 +210,7 @@ class Trainer:
             if cfg.probe_points
             else None
         )
+        self._grid_when, self._grid_checks = _grid_schedule(cfg, dev)
         # probe columns of every row so far: the switch-on rule reads the traversal labels
         self.history: list[dict[str, float]] = []
         # the last row while the final evaluation runs: a checkpoint written then carries
@@ -435,7 +436,7 @@ class Trainer:
             s = self.step
             evaluate = bool(cfg.eval_every and s % cfg.eval_every == 0)
             due = bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0)
-            if not (s >= cfg.steps or evaluate or due):
+            if not (s >= cfg.steps or evaluate or due or s in self._grid_checks):
                 # A plain report. On a CPU every window is done when it returns: report it.
                 # On CUDA, read the rows in bursts at most every REPORT_SECONDS, all but
                 # the newest, whose steps the GPU is still training meanwhile.
@@ -462,8 +463,9 @@ class Trainer:
         """What the current step asks for after its ``row``, then the row's report: at
         the end the final evaluation (``finish``); every ``eval_every`` steps an
         evaluation (metrics into the row, traversal images to ``on_traversals``); a
-        checkpoint is due every ``checkpoint_every`` steps. The one schedule of a solo
-        trial and of a population's member."""
+        checkpoint is due every ``checkpoint_every`` steps; the exact information over
+        the grid where ``grid_info_images`` asks. The one schedule of a solo trial and of a
+        population's member."""
         cfg, s = self.cfg, self.step
         if s >= cfg.steps:
             return self.finish(row, report, on_evaluate)
@@ -473,6 +475,8 @@ class Trainer:
             row.update(self.evaluate(fast=cfg.eval_fast))
             row.update(self.grid_information(final=False))
             self._snapshot()
+        elif s in self._grid_checks:
+            row.update(self.grid_information(final=False))
         report(row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
         return row
 
@@ -503,17 +507,20 @@ class Trainer:
 
     def grid_information(self, final: bool) -> Row:
         """An image trial's exact I(f_j; z) over the whole grid of images (``exact/{factor}``)
-        at this evaluation, when ``grid_info_images`` asks for it; else {}. A factor-encoder
-        trial's rows carry the exact value already."""
-        cfg = self.cfg
-        when = cfg.grid_info_images
-        if when == "auto":
-            when = "eval" if self.device.type == "cuda" else "off"
-        if (
-            cfg.encoder != "image"
-            or self.probe is None
-            or not (when == "eval" or (when == "end" and final))
-        ):
+        at this step, when ``grid_info_images`` asks for it here (``final``: the end);
+        else {}. A factor-encoder trial's rows carry the exact value already."""
+        when, every = self._grid_when, self.cfg.eval_every
+        due = when != "off" and (
+            final
+            or (when == "eval" and bool(every) and self.step % every == 0)
+            or (when == "capacity" and self.step in self._grid_checks)
+        )
+        return self.exact_information() if due else {}
+
+    def exact_information(self) -> Row:
+        """An image trial's exact I(f_j; z) over the whole grid of images now, whatever
+        ``grid_info_images`` says ({} for the factor encoder or without a probe)."""
+        if self.cfg.encoder != "image" or self.probe is None:
             return {}
 
         def prepare(x: torch.Tensor) -> torch.Tensor:
@@ -659,3 +666,18 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as e:
             raise ConfigError(f"{path}: checkpoint does not fit its config ({e})") from e
         return trainer
+
+
+def _grid_schedule(cfg: TrialConfig, device: torch.device) -> tuple[str, frozenset[int]]:
+    """``grid_info_images`` resolved for this device, and the report steps it checks
+    besides evaluations and the end: ``auto`` is ``capacity`` on CUDA and ``off`` on a CPU
+    (a minute a check there); ``capacity`` is ``eval`` where C does not ramp."""
+    when = cfg.grid_info_images
+    if when == "auto":
+        when = "capacity" if device.type == "cuda" else "off"
+    if cfg.encoder != "image" or cfg.probe_points == 0:
+        return "off", frozenset()
+    if when != "capacity":
+        return when, frozenset()
+    checks = frozenset(capacity_check_steps(cfg))
+    return ("capacity", checks) if checks else ("eval", frozenset())
