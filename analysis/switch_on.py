@@ -442,21 +442,29 @@ def factor_reading(curves: pd.DataFrame, evaluations: pd.DataFrame) -> FactorRea
     above the threshold (the crossing lies after the check before it). Fewer checks cannot
     date an opening (one at the end only tells what the code reached), so the other
     trials are read off the rows' held-out bound, with the factors it misses unread
-    (``bound_check``, ``unread_factors``)."""
+    (``bound_check``, ``unread_factors``). In an exact-read trial a factor without an
+    exact value at each of its checked rows is unread."""
     check = bound_check(curves, evaluations)
     names = [f for f in FACTOR_NAMES if exact_info_key(f) in evaluations]
     if not len(check) or not names:
         return FactorReading(curves, check, unread_factors(check), frozenset())
-    steps = check.drop_duplicates(["trial_id", "step"]).groupby("trial_id")["step"].size()
-    exact = frozenset(steps.index[steps >= EXACT_ROWS])
+    keys = [exact_info_key(f) for f in names]
+    keep = ["trial_id", "step", *(["C"] if "C" in curves else [])]
+    evals = evaluations[["trial_id", "step", *keys]].dropna(how="all", subset=keys)
+    rows = curves[keep].merge(evals, on=["trial_id", "step"])
+    checked = rows.groupby("trial_id")["step"].nunique()
+    exact = frozenset(checked.index[checked >= EXACT_ROWS])
     if not exact:
         return FactorReading(curves, check, unread_factors(check), frozenset())
-    keep = ["trial_id", "step", *(["C"] if "C" in curves else [])]
-    mine = curves[curves["trial_id"].isin(exact)][keep]
-    evals = evaluations[evaluations["trial_id"].isin(exact)]
-    evals = evals[["trial_id", "step", *[exact_info_key(f) for f in names]]].dropna()
-    rows = mine.merge(evals, on=["trial_id", "step"]).rename(
-        columns={exact_info_key(f): factor_info_key(f) for f in names}
+    rows = rows[rows["trial_id"].isin(exact)].rename(
+        columns={k: factor_info_key(f) for f, k in zip(names, keys)}
+    )
+    read = [f for f in FACTOR_NAMES if factor_info_key(f) in curves]
+    missing = frozenset(
+        (tid, f)
+        for tid, mine in rows.groupby("trial_id")
+        for f in read
+        if factor_info_key(f) not in mine or mine[factor_info_key(f)].isna().any()
     )
     order = {t: i for i, t in enumerate(dict.fromkeys(curves["trial_id"]))}
     out = pd.concat([curves[~curves["trial_id"].isin(exact)], rows], ignore_index=True)
@@ -467,7 +475,7 @@ def factor_reading(curves: pd.DataFrame, evaluations: pd.DataFrame) -> FactorRea
         ignore_index=True,
     )
     bound_only = check[~check["trial_id"].isin(exact)]
-    return FactorReading(out, check, unread_factors(bound_only), exact)
+    return FactorReading(out, check, unread_factors(bound_only) | missing, exact)
 
 
 def unread_factors(check: pd.DataFrame) -> frozenset[tuple[str, str]]:

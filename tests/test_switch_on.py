@@ -462,3 +462,23 @@ def test_a_trial_with_exact_values_at_enough_steps_is_ordered_by_them_not_by_its
     two = evals[(evals["trial_id"] == "b") | (evals["step"] <= 400)]  # e: 2 < EXACT_ROWS
     assert so.EXACT_ROWS == 3 and so.factor_reading(curves, two).exact == frozenset()
     assert ("e", "scale") in so.factor_reading(curves, two).unread  # its bound, checked
+
+
+def test_a_check_that_misses_one_factor_keeps_its_step_and_leaves_that_factor_unread():
+    # Trial "e" is checked at four steps; at step 400 the orientation value is missing (a
+    # row written by another version, or a failed check). The step still dates posX and
+    # scale, and orientation, with a gap in its values, is unread, not "never opened".
+    curves = _rows("e", {0: RAMP}, factors={"posX": [2.0] * 10, "scale": [1.0] * 10})
+    evals = pd.DataFrame({"trial_id": "e", "step": [200.0, 400.0, 600.0, 1000.0]})
+    for f in FACTOR_NAMES:
+        evals[f"exact/{f}"] = [0.05, 0.9, 1.2, 1.5] if f == "scale" else [0.05] * 4
+    evals.loc[1, "exact/orientation"] = np.nan
+    reading = so.factor_reading(curves, evals)
+    assert reading.exact == {"e"}
+    assert reading.curves["step"].tolist() == [200.0, 400.0, 600.0, 1000.0]
+    assert reading.unread == {("e", "orientation")}
+    on = so.factor_switch_on(reading.curves, unread=reading.unread).set_index("factor")
+    assert on.at["scale", "step_on"] == 400 and not on.at["orientation", "read"]
+    # three checks with any value make an exact-read trial; two do not
+    assert so.factor_reading(curves, evals.iloc[1:]).exact == {"e"}
+    assert so.factor_reading(curves, evals.iloc[2:]).exact == frozenset()
