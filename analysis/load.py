@@ -36,6 +36,7 @@ from analysis.contract import (
     TRAVERSALS_DIR,
     TRAVERSALS_FILE,
     TRIALS_FILE,
+    config_col,
     last_line,
     member_dirname,
     member_id,
@@ -133,11 +134,24 @@ class Study:
     def frames(self) -> dict[str, pd.DataFrame]:
         """The tidy frames by name, as ``betastudy export`` writes them; ``latents``,
         ``factor_switch_on`` and, where evaluations carry exact values, ``bound_check``
-        are the switch-on rule's tables (``analysis.switch_on``: a factor whose bound the
-        exact value shows short is ``read`` False)."""
+        are the switch-on rule's tables (``analysis.switch_on.factor_reading``). A factor
+        switch-on's ``source`` says what it is read off: ``exact`` (a factor-encoder
+        trial's rows), ``exact checks`` (an image trial's exact values at its checked
+        rows) or ``bound`` (an image trial's held-out bound; ``read`` False where the
+        exact value shows it short)."""
         from analysis import switch_on
 
         reading = switch_on.factor_reading(self.curves, self.evaluations)
+        factors = switch_on.factor_switch_on(reading.curves, unread=reading.unread)
+        encoder = self.trials.set_index("trial_id").get(config_col("encoder"))
+        factors["source"] = [
+            "exact checks"
+            if t in reading.exact
+            else "exact"
+            if encoder is not None and encoder.get(t) == "factors"
+            else "bound"
+            for t in factors["trial_id"]
+        ]
         return {
             "trials": self.trials,
             "curves": self.curves,
@@ -145,7 +159,7 @@ class Study:
             "evaluations": self.evaluations,
             "mi": self.mi,
             "latents": switch_on.latent_switch_on(self.curves),
-            "factor_switch_on": switch_on.factor_switch_on(reading.curves, unread=reading.unread),
+            "factor_switch_on": factors,
             # image trials' exact checks
             **({"bound_check": reading.check} if len(reading.check) else {}),
         }

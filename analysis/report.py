@@ -393,25 +393,38 @@ def _estimator(
         "reads shape and orientation late or not at all once the code is precise: a "
         "factor that never opened may be one the bound does not see."
     )
-    if check is not None and len(check):
-        bound += (
-            f" Where an image trial's evaluations carry the exact value (every grid image "
-            f"encoded: grid_info_images), the bound is read only for factors it reaches "
-            f"{100 * so.BOUND_SHARE:.0f}% of the exact value for, or comes within "
-            f"{so.BOUND_NATS} nats of, at every checked step; the others are unread: no "
-            f"order is claimed for them (table 'Held-out bound against the exact value')."
-        )
+    checked = set() if check is None or not len(check) else set(check["trial_id"])
     if exact_read:
         n = len(exact_read)
         bound += (
+            f" {n} image {'trial carries' if n == 1 else 'trials carry'} the exact value "
+            f"(every grid image encoded: grid_info_images) at {so.EXACT_ROWS} or more "
+            f"checked rows: {'its' if n == 1 else 'their'} factors' switch-on and order "
+            f"are read off those exact values, not the bound, a switch-on dated to the "
+            f"first check of the factor's last run above the threshold "
+            f"({_trial_list(exact_read)})."
+        )
+    if checked - set(exact_read):
+        n = len(checked - set(exact_read))
+        bound += (
             f" {n} image {'trial carries' if n == 1 else 'trials carry'} the exact value at "
-            f"{so.EXACT_ROWS} or more evaluations: {'its' if n == 1 else 'their'} factors' "
-            f"switch-on and order are read off those exact values instead (a switch-on "
-            f"dated to the first evaluation of the factor's last run above the threshold)."
+            f"fewer rows, too few to date an opening ({_trial_list(checked - set(exact_read))}"
+            f"): there the bound is read only for factors it reaches "
+            f"{100 * so.BOUND_SHARE:.0f}% of the exact value for, or comes within "
+            f"{so.BOUND_NATS} nats of, at every checked row; the other factors are unread: "
+            f"no order is claimed for them (table 'Held-out bound against the exact value')."
         )
     return " ".join(
         t for t, on in ((exact, "factors" in encoders), (bound, encoders - {"factors"})) if on
     )
+
+
+def _trial_list(ids: set[str] | frozenset[str], most: int = 6) -> str:
+    """``a, b and c`` / ``a, b, ... and 4 more``: the trials, sorted."""
+    ids = sorted(ids)
+    if len(ids) <= most:
+        return ", ".join(ids[:-1]) + (" and " if len(ids) > 1 else "") + ids[-1]
+    return ", ".join(ids[:most]) + f" and {len(ids) - most} more"
 
 
 def _bound_table(check: pd.DataFrame, exact_read: frozenset[str] = frozenset()) -> str:
@@ -441,8 +454,8 @@ def _bound_table(check: pd.DataFrame, exact_read: frozenset[str] = frozenset()) 
         "<h3>Held-out bound against the exact value</h3>"
         + _note(
             "The rows' per-factor information of an image trial is a held-out lower bound "
-            "on the probe set; at its evaluations the exact value over every grid image "
-            "checks it. Shown at the last checked step; read: close at every checked step; "
+            "on the probe set; at its checked rows the exact value over every grid image "
+            "checks it. Shown at the last checked row; read: close at every checked row; "
             f"exact: the trial's order is read off its exact values ({so.EXACT_ROWS} or more "
             "checked steps), whatever its bound."
         )

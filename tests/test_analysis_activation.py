@@ -304,8 +304,25 @@ def test_an_image_trial_checked_at_enough_evaluations_is_ordered_by_its_exact_va
     assert activation_data(study, "t1").order == [["scale"], ["posX"]]
     exported = study.frames()["factor_switch_on"].set_index(["trial_id", "factor"])
     assert exported.at[("t1", "scale"), "step_on"] == 200.0
-    assert "1 image trial carries the exact value at 3 or more evaluations" in _estimator(
-        study.trials, data.bound_check, data.exact_read
+    assert exported["source"].to_dict() == {
+        **{(t, f): "bound" for t, f in exported.index},
+        **{("t1", f): "exact checks" for f in FACTOR_NAMES if ("t1", f) in exported.index},
+    }
+    text = _estimator(study.trials, data.bound_check, data.exact_read)
+    assert "1 image trial carries the exact value (every grid image encoded" in text
+    assert "at 3 or more checked rows" in text and "threshold (t1)." in text
+    assert "fewer rows" not in text and "unread" not in text  # no trial is read off a bound
+    # t2 checked once, at its end: read off its bound, which the check supports or not
+    end = evals.iloc[-1:].assign(trial_id="t2")
+    both = pd.concat([evals, end], ignore_index=True)
+    mixed = activation_summary_data(
+        Study("hand", "", {}, study.trials, study.curves, both, pd.DataFrame())
+    )
+    text = _estimator(study.trials, mixed.bound_check, mixed.exact_read)
+    assert "threshold (t1)." in text
+    assert (
+        "1 image trial carries the exact value at fewer rows, too few to date an opening (t2)"
+        in text
     )
     table = _bound_table(data.bound_check, data.exact_read)
     assert "<td>exact</td>" in table and "unread" not in table.split("</h3>")[1].split("</p>")[1]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.contract import config_col
 from analysis.export import export_study
 from analysis.load import ReportInputError, load_study
 from analysis.synthetic import write_synthetic_study
@@ -219,6 +220,12 @@ def test_synthetic_study_loads_and_exports(tmp_path):
     pd.testing.assert_frame_equal(back, study.curves, check_dtype=False)
     trials = pd.read_parquet(tmp_path / "export" / "trials.parquet")
     assert trials["error"].dropna().tolist() == study.trials["error"].dropna().tolist()
+    # image trials without exact checks: every switch-on is read off the held-out bound;
+    # the same trials as factor-encoder trials are read off their exact rows
+    factors = pd.read_parquet(tmp_path / "export" / "factor_switch_on.parquet")
+    assert len(factors) and set(factors["source"]) == {"bound"}
+    study.trials[config_col("encoder")] = "factors"
+    assert set(study.frames()["factor_switch_on"]["source"]) == {"exact"}
 
 
 def test_uri_and_moved_absolute_paths(tmp_path):
