@@ -177,6 +177,14 @@ def test_a_seed_checked_at_every_row_is_ordered_by_its_exact_values():
         "6.0/7.0/8.0/9.0/10.0 (nats): shape 0.00/0.00/" in text
     )
     assert "(nats; the order does not use the bound): shape 0.00/0.00" in text
+    # one exact-read seed of three: the text says which is which, the mean says its source
+    assert "mean over seeds, exact over every grid image in 1 of 3 seeds, the rows' in" in text
+    assert result.final_info["posX"] == pytest.approx(2 * H["posX"] / 3)  # seed 1: 0 nats
+    assert (
+        "never opened within the budget, in any seed: orientation (no order is claimed for "
+        "them; read off the exact values over every grid image in 1 of 3 seeds, in the others "
+        "as the probe reads them" in text
+    )
 
 
 def test_the_images_protocol_checks_the_code_where_c_reaches_each_listed_capacity():

@@ -38,6 +38,7 @@ import multiprocessing
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis import switch_on as so
@@ -158,6 +159,8 @@ class SeedOrder:
     # the exact values its order is read from (switch_on.factor_reading): per checked row
     # (C, {factor: nats}); (): the order is read off the held-out bound
     exact: tuple[tuple[float, dict[str, float]], ...] = ()
+    # per factor, what its rows tell at the end (the exact value for exact-read seeds)
+    final: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)  # holds tables: compared by identity
@@ -170,7 +173,9 @@ class ActivationResult:
 
     threshold: so.Threshold
     seeds: tuple[SeedOrder, ...]
-    final_info: dict[str, float]  # per factor, nats the code tells at the end, mean over seeds
+    # per factor, nats the code tells at the end, mean over seeds: the exact value where
+    # the seed's last row was checked over every grid image, else its row's value
+    final_info: dict[str, float]
     never_opened: tuple[str, ...]  # factors no seed switched on (read in every seed)
     unread: tuple[str, ...]  # factors whose bound fell short of the exact value in a seed
     pairs: pd.DataFrame
@@ -218,6 +223,7 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
                     for f, b, e in zip(mine["factor"], mine["bound"], mine["exact"])
                 },
                 exact=_exact_rows(read[read["trial_id"] == tid]) if tid in reading.exact else (),
+                final=dict(zip(g["factor"], g["final_info"].astype(float))),
             )
         )
     default = so.Threshold("share", share)
@@ -226,7 +232,12 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
         threshold=default,
         seeds=tuple(seeds),
         final_info={
-            f: float(factors.loc[factors["factor"] == f, "final_info"].mean()) for f in FACTOR_NAMES
+            f: float(
+                np.mean(
+                    [s.checked[f][1] if f in s.checked else s.final.get(f, np.nan) for s in seeds]
+                )
+            )
+            for f in FACTOR_NAMES
         },
         never_opened=tuple(
             f
@@ -286,17 +297,33 @@ def format_activation(result: ActivationResult) -> list[str]:
                     for f, (b, e, ok) in seed.checked.items()
                 )
             )
-    lines.append("final information per factor (nats), mean over seeds: " + ", ".join(
+    n = len(result.seeds)
+    n_checked = sum(bool(seed.checked) for seed in result.seeds)
+    n_exact = sum(bool(seed.exact) for seed in result.seeds)
+    which = (
+        ""
+        if not n_checked
+        else ", exact over every grid image"
+        if n_checked == n
+        else f", exact over every grid image in {n_checked} of {n} seeds, the rows' in the others"
+    )
+    lines.append(f"final information per factor (nats), mean over seeds{which}: " + ", ".join(
         f"{f} {info:.2f}" for f, info in result.final_info.items()
     ))  # fmt: skip
     if result.never_opened:
-        how = (
-            "read off the exact values over every grid image"
-            if all(seed.exact for seed in result.seeds)
-            else "the bound checked against the exact value at the end"
-            if all(seed.checked for seed in result.seeds)
+        bound = (
+            "the bound checked against the exact value at the end"
+            if n_checked == n
             else "as the probe reads them, and it undershoots shape and orientation: "
             "docs/activation.md, 'The held-out bound undershoots'"
+        )
+        how = (
+            "read off the exact values over every grid image"
+            if n_exact == n
+            else f"read off the exact values over every grid image in {n_exact} of {n} "
+            f"seeds, in the others {bound}"
+            if n_exact
+            else bound
         )
         lines.append(
             f"never opened within the budget, in any seed: {', '.join(result.never_opened)} "
