@@ -702,10 +702,14 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
                 verdict, where = "holds", f"at {_threshold_span(list(g.index))}"
             else:  # one of them never reached some thresholds: no order claimed there
                 verdict = "holds where seen"
-                shown, unseen = list(g.index[seen]), list(g.index[~seen])
-                where = (
-                    f"at every threshold where both did ({_and(shown)}; not seen at {_and(unseen)})"
-                )
+                shown = list(g.index[seen])
+                tied = list(g.index[~seen & (g["ties"] > 0)])
+                unseen = list(g.index[~seen & (g["ties"] == 0)])
+                rest = "; ".join(
+                    [*([f"tied at {_and(tied)}"] if tied else []),
+                     *([f"not seen at {_and(unseen)}"] if unseen else [])]
+                )  # fmt: skip
+                where = f"at every threshold where both did ({_and(shown)}; {rest})"
             at_text = (
                 _counts(at, first == a) + censored_note(at, a, b)
                 if at["n"]
@@ -716,19 +720,26 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
                 f"{where}; at {at.name}: {at_text}"
             )
         else:
-            per = ", ".join(
-                f"{t}: {r['a_first']} of {r['n']}" if r["n"] else f"{t}: not seen"
-                for t, r in g.iterrows()
-            )
+            per = ", ".join(f"{t}: {_per_threshold(r)}" for t, r in g.iterrows())
             if (sign[seen] == 0).all():
                 verdict, first, what = "split", None, ": no majority at any threshold"
             else:
                 verdict, first, what = "depends", None, " depends on the threshold"
-            text = f"{a} before {b}{what}: {per} (trials where both opened)"
+            ties = "; tied: both at the same row" if (g["ties"] > 0).any() else ""
+            text = f"{a} before {b}{what}: {per} (trials where both opened{ties})"
         rows.append(
             {"configuration": c, "a": a, "b": b, "verdict": verdict, "first": first, "text": text}
         )
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def _per_threshold(row: pd.Series) -> str:
+    """``2 of 3`` / ``0 of 2 (1 tied)`` / ``tied in 3`` / ``not seen``: one threshold's
+    count in an order that depends on the threshold."""
+    ties = int(row["ties"])
+    if row["n"]:
+        return f"{row['a_first']} of {row['n']}" + (f" ({ties} tied)" if ties else "")
+    return f"tied in {ties}" if ties else "not seen"
 
 
 def _counts(row: pd.Series, a_leads: bool) -> str:

@@ -482,3 +482,31 @@ def test_a_check_that_misses_one_factor_keeps_its_step_and_leaves_that_factor_un
     # three checks with any value make an exact-read trial; two do not
     assert so.factor_reading(curves, evals.iloc[1:]).exact == {"e"}
     assert so.factor_reading(curves, evals.iloc[2:]).exact == frozenset()
+
+
+def test_a_pair_tied_at_some_thresholds_is_said_tied_there_not_unseen():
+    # posX and scale reach 12% and 14.5% of their entropies (0.42 and 0.26 nats) at the
+    # same row, scale 30% a row before posX's 50%, and both 50% at that row: tied at 10%,
+    # 40% and 0.25 nats, scale first
+    # at 15%, 25% and 0.5 nats
+    posx = [0.0, 0.12, 0.12, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    scale = [0.0, 0.145, 0.3, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    across = so.order_across_thresholds(_opening("s0", {"posX": posx, "scale": scale}))
+    ps = across[(across["a"] == "position") & (across["b"] == "scale")].set_index("threshold")
+    assert ps["ties"].to_dict() == {
+        "10%": 1, "15%": 0, "25%": 0, "40%": 1, "0.25 nats": 1, "0.5 nats": 0
+    }  # fmt: skip
+    v = so.order_verdicts(across).set_index(["a", "b"]).loc[("position", "scale")]
+    assert v["verdict"] == "holds where seen" and v["first"] == "scale"
+    assert v["text"].startswith(
+        "scale before position in every trial where both opened, at every threshold where "
+        "both did (15%, 25% and 0.5 nats; tied at 10%, 40% and 0.25 nats); at 25%: 1 of 1"
+    )
+    # where the order changes sign, each threshold's count shows its ties
+    flip = _opening("s1", {"posX": [0.0, 0.5, *[1.0] * 8], "scale": [0.0, 0.0, *[1.0] * 8]})
+    both = so.order_across_thresholds(
+        pd.concat([_opening("s0", {"posX": posx, "scale": scale}), flip])
+    )
+    text = so.order_verdicts(both).set_index(["a", "b"]).at[("position", "scale"), "text"]
+    assert text.startswith("position before scale depends on the threshold: 10%: 1 of 1 (1 tied), ")
+    assert text.endswith("(trials where both opened; tied: both at the same row)")
