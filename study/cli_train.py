@@ -223,7 +223,7 @@ def bench_activation(seeds, jobs, sets, protocol, rows, from_rows):
     --protocol factors (default): factor encoder q(z|f), capacity objective, gamma 1000,
     C 0 -> 20 nats over 5,000 steps and 1,000 more (about 2 minutes a seed on one core).
     --protocol images: image encoder q(z|x), a half-width Burgess model, C 0 -> 20 over
-    20,000 steps and 1,000 more (three seeds two at a time: under an hour on 2 cores).
+    20,000 steps and 1,000 more (three seeds two at a time: about 25 minutes on 2 cores).
     --set changes any field.
     """
     import time
