@@ -214,3 +214,18 @@ def test_grid_info_images_auto_is_off_on_a_cpu_and_a_bad_value_is_refused():
     assert Trainer(cfg, _RandomImages()).grid_information(final=True) == {}
     with pytest.raises(ConfigError, match="grid_info_images"):
         TrialConfig.from_dict({"grid_info_images": "always"})
+
+
+def test_on_cuda_auto_checks_where_c_reaches_each_capacity_and_each_tenth_of_the_ramp():
+    from trainables.trainer import _grid_schedule
+
+    cuda = torch.device("cuda")  # resolved, not used: no GPU needed
+    burgess = TrialConfig(c_max=25.0, c_steps=100_000, steps=300_000, report_every=1000)
+    when, checks = _grid_schedule(burgess, cuda)
+    want = {1, 2, 2.5, 3, 4, 5, 6, 7.5, 8, 10, 11, 12.5, 15, 17.5, 20, 22.5, 25}
+    assert when == "capacity" and checks == {int(4000 * c) for c in want}  # 4,000 steps a nat
+    assert _grid_schedule(burgess, torch.device("cpu")) == ("off", frozenset())
+    beta = TrialConfig(objective="beta", eval_every=10_000)  # no ramp: every evaluation
+    assert _grid_schedule(beta, cuda) == ("eval", frozenset())
+    factors = TrialConfig(encoder="factors")  # its rows are exact already
+    assert _grid_schedule(factors, cuda) == ("off", frozenset())
