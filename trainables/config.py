@@ -83,8 +83,9 @@ class TrialConfig:
     """I(f; z) per factor exact over the whole grid, from this many probe draws; 0: off."""
     grid_info_images: str = "auto"
     """Image encoder: when to encode all 737,280 grid images for the exact I(f; z):
-    `capacity` (the report rows where C reaches each of objectives.CAPACITY_CHECKS nats and
-    each tenth of its ramp, and the end; every evaluation where C does not ramp), `eval`
+    `capacity` (the report rows where C reaches 1, 2, 3, 4, 5, 6, 8, 11, 15, 20, 25, 35, 50
+    and 75 nats and each tenth of its ramp, and the end; every evaluation where C does not
+    ramp: objectives.CAPACITY_CHECKS), `eval`
     (every evaluation), `end` (the final one), `off`; `auto`: capacity on CUDA, off on a CPU."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""
