@@ -59,7 +59,8 @@ Factors (per trial, per factor):
 - Where the exact value is there at ``EXACT_ROWS`` (three) or more steps of a trial, the
   bound is not needed: that trial's factors are read off the exact values, at the
   resolution of the checks (``grid_info_images=capacity`` places them where C reaches
-  1, 2, 3, 4, 5, 6, 8, 11, 15 ... nats and each tenth of the ramp)
+  1, 2, 3, 4, 5, 6, 8, 11, 15 ... nats and each tenth of the ramp, and over the hold);
+  a factor already on at the first check is dated to it
   (``factor_reading``), a switch-on dated to the first checked step of the last run
   above the threshold. One check at the end cannot date an opening, so such a trial
   keeps the bound, checked as above.

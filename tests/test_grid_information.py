@@ -170,7 +170,7 @@ class _RandomImages(DSprites):
 CHECKED_AT = {  # grid_info_images, objective -> the steps whose rows carry exact values
     ("end", "beta"): [40],
     ("eval", "beta"): [20, 40],
-    ("capacity", "beta"): [20, 40],  # no ramp to place checks on: every evaluation
+    ("capacity", "beta"): [10, 20, 30, 40],  # no ramp: log-spaced steps (every row here)
     # C 0 -> 5 over 40 steps, rows at 1.25/2.5/3.75 nats: each reaches a tenth of the ramp
     ("capacity", "capacity"): [10, 20, 30, 40],
 }
@@ -217,15 +217,17 @@ def test_grid_info_images_auto_is_off_on_a_cpu_and_a_bad_value_is_refused():
 
 
 def test_on_cuda_auto_checks_where_c_reaches_each_capacity_and_each_tenth_of_the_ramp():
+    from trainables.objectives import step_check_steps
     from trainables.trainer import _grid_schedule
 
     cuda = torch.device("cuda")  # resolved, not used: no GPU needed
     burgess = TrialConfig(c_max=25.0, c_steps=100_000, steps=300_000, report_every=1000)
     when, checks = _grid_schedule(burgess, cuda)
     want = {1, 2, 2.5, 3, 4, 5, 6, 7.5, 8, 10, 11, 12.5, 15, 17.5, 20, 22.5, 25}
-    assert when == "capacity" and checks == {int(4000 * c) for c in want}  # 4,000 steps a nat
+    hold = {125_000, 156_000, 194_000, 241_000}  # log-spaced from 100,000 to 300,000
+    assert when == "capacity" and checks == {int(4000 * c) for c in want} | hold  # 4k a nat
     assert _grid_schedule(burgess, torch.device("cpu")) == ("off", frozenset())
-    beta = TrialConfig(objective="beta", eval_every=10_000)  # no ramp: every evaluation
-    assert _grid_schedule(beta, cuda) == ("eval", frozenset())
+    beta = TrialConfig(objective="beta", steps=100_000, report_every=1000)  # no ramp
+    assert _grid_schedule(beta, cuda) == ("capacity", frozenset(step_check_steps(beta)))
     factors = TrialConfig(encoder="factors")  # its rows are exact already
     assert _grid_schedule(factors, cuda) == ("off", frozenset())

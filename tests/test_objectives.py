@@ -14,6 +14,7 @@ from trainables.objectives import (
     capacity_check_steps,
     capacity_table,
     kl_per_latent,
+    step_check_steps,
     vae_loss,
 )
 
@@ -66,13 +67,14 @@ def test_capacity_checks_sit_on_the_first_report_row_reaching_each_capacity():
     # linear 0 -> 20 over 20,000 steps, a row every 1,000: C = 1 nat per row
     cfg = TrialConfig(c_max=20.0, c_steps=20_000, steps=25_000, report_every=1000)
     assert capacity_check_steps(cfg, (1.0, 2.5, 20.0, 30.0)) == (1000, 3000, 20_000)
-    # the default: CAPACITY_CHECKS (1-6, 8, 11, 15, 20) and each tenth of the ramp (2-20)
+    # the default: CAPACITY_CHECKS (1-6, 8, 11, 15, 20), each tenth of the ramp (2-20), and
+    # four rows log-spaced over the hold (20,000 -> 25,000: 20.9k, 21.9k, 22.9k, 24.0k up)
     assert capacity_check_steps(cfg) == tuple(
-        1000 * c for c in (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 14, 15, 16, 18, 20)
+        1000 * c for c in (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 14, 15, 16, 18, 20, 21, 22, 23, 24)
     )
     # a small ramp is checked at its tenths: 0 -> 1 nat over 10 rows, one a row
     small = TrialConfig(c_max=1.0, c_steps=1000, steps=2000, report_every=100)
-    assert capacity_check_steps(small) == tuple(range(100, 1001, 100))
+    assert capacity_check_steps(small) == (*range(100, 1001, 100), 1200, 1400, 1600, 1800)
     # piecewise: held at 1 to step 10, 5 at step 20, held, 10 at step 50; rows every 5
     piece = TrialConfig(
         c_schedule="piecewise",
@@ -87,6 +89,15 @@ def test_capacity_checks_sit_on_the_first_report_row_reaching_each_capacity():
     assert (
         capacity_check_steps(TrialConfig(c_max=5.0, c_steps=100, steps=100, report_every=100)) == ()
     )
+
+
+def test_without_a_ramp_checks_are_log_spaced_in_the_step_dense_early():
+    cfg = TrialConfig(objective="beta", steps=100_000, report_every=1000)
+    # 1,000 * 100 ** (k / 11) rounded up to a report row; the end is checked anyway
+    want = (1000, 2000, 3000, 4000, 6000, 9000, 13_000, 19_000, 29_000, 44_000, 66_000)
+    assert step_check_steps(cfg) == want
+    assert step_check_steps(TrialConfig(steps=40, report_every=10)) == (10, 20, 30)
+    assert step_check_steps(TrialConfig(steps=10, report_every=10)) == ()
 
 
 SCHEDULES = {

@@ -84,8 +84,9 @@ class TrialConfig:
     grid_info_images: str = "auto"
     """Image encoder: when to encode all 737,280 grid images for the exact I(f; z):
     `capacity` (the report rows where C reaches 1, 2, 3, 4, 5, 6, 8, 11, 15, 20, 25, 35, 50
-    and 75 nats and each tenth of its ramp, and the end; every evaluation where C does not
-    ramp: objectives.CAPACITY_CHECKS), `eval`
+    and 75 nats and each tenth of its ramp, four rows log-spaced over the hold after it,
+    and the end; where C does not ramp, 12 rows log-spaced in the step:
+    objectives.capacity_check_steps), `eval`
     (every evaluation), `end` (the final one), `off`; `auto`: capacity on CUDA, off on a CPU."""
     checkpoint_every: int = 10_000
     """Steps between checkpoints (also at the end); 0: only at the end."""

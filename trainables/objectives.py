@@ -52,16 +52,20 @@ def capacity(step: int, cfg: TrialConfig) -> float:
 # images protocol and the quick preset) and sparser above.
 CAPACITY_CHECKS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 15.0, 20.0, 25.0, 35.0, 50.0, 75.0)
 RAMP_CHECKS = 10  # and where C reaches each tenth of the way from its start to its top
+HOLD_CHECKS = 4  # and this many rows after it, log-spaced between the top and the end
+STEP_CHECKS = 12  # where C does not ramp: this many rows, log-spaced from the first to the end
 
 
 def capacity_check_steps(
     cfg: TrialConfig, capacities: tuple[float, ...] | None = None
 ) -> tuple[int, ...]:
     """The report steps (multiples of ``report_every`` before ``steps``) at which the
-    schedule's C first reaches each of ``capacities`` nats; by default
-    ``CAPACITY_CHECKS`` and each ``1 / RAMP_CHECKS`` of the way from C at step 0 to the
-    schedule's top. Empty where C does not rise (the beta objective, a constant schedule):
-    there is no ramp to place checks on."""
+    schedule's C first reaches each of ``capacities`` nats. By default
+    ``CAPACITY_CHECKS`` and each ``1 / RAMP_CHECKS`` of the way from C at step 0 to its
+    top (the highest C at those steps), and ``HOLD_CHECKS`` steps log-spaced between the
+    first reaching the top and the end, where a factor can still open. Empty where C does
+    not rise (the beta objective, a constant schedule): there is no ramp to place checks
+    on (``step_check_steps``)."""
     every = cfg.report_every
     if cfg.objective != "capacity" or every <= 0 or cfg.steps <= every:
         return ()
@@ -74,11 +78,33 @@ def capacity_check_steps(
     if capacities is None:
         ramp = start + (top - start) * np.arange(1, RAMP_CHECKS + 1) / RAMP_CHECKS
         capacities = (*CAPACITY_CHECKS, *ramp.tolist())
-    out = set()
+        hold = int(steps[np.argmax(c >= top - 1e-9)])
+        extra = _log_spaced(hold, cfg.steps, HOLD_CHECKS + 2, every)[1:]
+    else:
+        extra = ()
+    out = set(extra)
     for target in capacities:
         if start + 1e-9 < target <= top + 1e-9:
             out.add(int(steps[np.argmax(c >= target - 1e-9)]))  # the first row reaching it
-    return tuple(sorted(out))
+    return tuple(sorted(s for s in out if s < cfg.steps))
+
+
+def step_check_steps(cfg: TrialConfig, n: int = STEP_CHECKS) -> tuple[int, ...]:
+    """``n`` report steps log-spaced from the first report to the end (the end itself
+    left out), rounded up to report rows: where to check a code whose C does not ramp,
+    dense early, where factors open."""
+    every = cfg.report_every
+    if every <= 0 or cfg.steps <= every:
+        return ()
+    return tuple(s for s in _log_spaced(every, cfg.steps, n, every) if s < cfg.steps)
+
+
+def _log_spaced(first: int, last: int, n: int, every: int) -> tuple[int, ...]:
+    """``n`` steps log-spaced from ``first`` to ``last``, rounded up to multiples of
+    ``every``, without repeats."""
+    raw = np.geomspace(max(first, 1), max(last, 1), n)
+    rows = np.ceil(raw / every - 1e-9).astype(np.int64) * every
+    return tuple(sorted({int(s) for s in rows}))
 
 
 def capacity_table(cfg: TrialConfig, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -33,7 +33,12 @@ from trainables import grid, host
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import DSprites, load_dataset
 from trainables.model import VAE
-from trainables.objectives import capacity_check_steps, capacity_table, vae_loss
+from trainables.objectives import (
+    capacity_check_steps,
+    capacity_table,
+    step_check_steps,
+    vae_loss,
+)
 from trainables.probe import Probe
 
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured
@@ -671,7 +676,8 @@ class Trainer:
 def _grid_schedule(cfg: TrialConfig, device: torch.device) -> tuple[str, frozenset[int]]:
     """``grid_info_images`` resolved for this device, and the report steps it checks
     besides evaluations and the end: ``auto`` is ``capacity`` on CUDA and ``off`` on a CPU
-    (a minute a check there); ``capacity`` is ``eval`` where C does not ramp."""
+    (a minute a check there); ``capacity`` checks at log-spaced steps where C does not
+    ramp (``objectives.step_check_steps``)."""
     when = cfg.grid_info_images
     if when == "auto":
         when = "capacity" if device.type == "cuda" else "off"
@@ -679,5 +685,5 @@ def _grid_schedule(cfg: TrialConfig, device: torch.device) -> tuple[str, frozens
         return "off", frozenset()
     if when != "capacity":
         return when, frozenset()
-    checks = frozenset(capacity_check_steps(cfg))
-    return ("capacity", checks) if checks else ("eval", frozenset())
+    checks = frozenset(capacity_check_steps(cfg) or step_check_steps(cfg))
+    return ("capacity", checks) if checks else ("end", frozenset())
