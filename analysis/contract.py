@@ -18,7 +18,8 @@ set of inputs (``analysis.metrics.information``), because KL alone is not inform
   over the whole factor grid for the factor encoder, a held-out lower bound for the image
   encoder; ``info/z{i}/{factor}`` a lower bound on the same for latent i alone.
 
-An image trial's evaluation rows may add ``exact/{factor}``, I(f; z) over the whole grid
+An image trial's checked rows (its evaluations, or report rows where C reaches chosen
+capacities: ``grid_info_images``) may add ``exact/{factor}``, I(f; z) over the whole grid
 of images, against which its ``info/{factor}`` bound is checked.
 
 ``C`` in a row is the mean of C(step) over the steps the row averages, like ``kl``.
@@ -175,7 +176,7 @@ def factor_info_key(factor: str) -> str:
 def exact_info_key(factor: str) -> str:
     """Column of I(factor; z) of the whole code computed over the whole factor grid (every
     grid input encoded; Monte Carlo over ``grid_info_samples`` draws, no bound): an image
-    trial's evaluation rows (``grid_info_images``). A factor-encoder trial's
+    trial's checked rows (``grid_info_images``). A factor-encoder trial's
     ``info/{factor}`` is this value at every row."""
     return f"exact/{factor}"
 

@@ -61,7 +61,8 @@ class Study:
       (recon, kl, C, loss, ..., kl_z*), the last evaluation (metrics, eval_step), and the
       configuration as ``config/<key>`` columns.
     - ``curves``: one row per (trial_id, step) training report: contract columns, kl_z*.
-    - ``evaluations``: one row per (trial_id, step) evaluation: C and the metrics.
+    - ``evaluations``: one row per (trial_id, step) evaluation: C and the metrics; and
+      per row whose code was checked over the whole grid, ``exact/{factor}``.
     - ``mi``: trial_id, step, latent, factor, mi (normalized mutual information).
     - ``kl`` (property): trial_id, step, C, latent, kl (nats), the per-latent histories.
     """

@@ -24,6 +24,7 @@ from analysis.contract import (
     config_col,
     is_probe_key,
     mi_key,
+    parse_exact_info_key,
     parse_kl_key,
     parse_mi_key,
 )
@@ -181,7 +182,8 @@ def _trial_table(
     trials: list[dict[str, Any]], curve: pd.DataFrame, evals: pd.DataFrame
 ) -> pd.DataFrame:
     """One row per trial: identity and status, the last training row, the last evaluation
-    and the config as ``config/<key>`` columns."""
+    (the last row with a metric: a row that only checks the code's exact information does
+    not count) with the last exact values, and the config as ``config/<key>`` columns."""
     base = pd.DataFrame(
         {
             "trial_id": [t["trial_id"] for t in trials],
@@ -199,9 +201,15 @@ def _trial_table(
     )
     base["complete"] = (base["status"] == TERMINATED) & ~(base["last_step"] < steps)
     base = base.join(last.drop(columns="step"))
-    last_eval = evals.drop_duplicates("_trial", keep="last").set_index("_trial")
-    last_eval = last_eval.drop(columns=[c for c in ("C",) if c in last_eval])
-    base = base.join(last_eval.rename(columns={"step": "eval_step"}))
+    exact = [c for c in evals.columns if parse_exact_info_key(str(c))]
+    measured = [c for c in evals.columns if c not in ("_trial", "step", "C", *exact)]
+    is_eval = evals[measured].notna().any(axis=1) if measured else pd.Series(False, evals.index)
+    last_eval = evals[is_eval].drop_duplicates("_trial", keep="last").set_index("_trial")
+    last_eval = last_eval[["step", *measured]].rename(columns={"step": "eval_step"})
+    base = base.join(last_eval)
+    if exact:
+        checked = evals.dropna(how="all", subset=exact)
+        base = base.join(checked.drop_duplicates("_trial", keep="last").set_index("_trial")[exact])
     configs = [
         {config_col(k): v if _is_scalar(v) else json.dumps(v) for k, v in t["config"].items()}
         for t in trials

@@ -139,6 +139,21 @@ def test_trials_json_wins_and_restored_steps_are_deduplicated(tmp_path):
     assert study.curves.loc[1, "recon"] == 7.0
 
 
+def test_a_row_that_only_checks_the_exact_information_is_no_evaluation(tmp_path):
+    # evaluated at 100, its code checked over every grid image at 100 and 200; still running
+    exact = {f"exact/{f}": 0.5 for f in ("shape", "scale", "orientation", "posX", "posY")}
+    rows = [_row(100, **_evaluation(100, 0.3), **exact), _row(200, **exact), _row(300)]
+    _write_trial(tmp_path / "exp", "t0", {"steps": 1000}, rows)
+    study = load_study(tmp_path / "exp")
+    row = study.trials.iloc[0]
+    assert (row["eval_step"], row["mig"], row["exact/posX"]) == (100, 0.3, 0.5)
+    assert study.evaluations["step"].tolist() == [100, 200]  # the check's row is there too
+    exact["exact/posX"] = 0.9
+    rows[1].update(exact)
+    _write_trial(tmp_path / "exp2", "t0", {"steps": 1000}, rows)
+    assert load_study(tmp_path / "exp2").trials.iloc[0]["exact/posX"] == 0.9  # the last check
+
+
 def test_ray_experiment_state_is_read_when_there_is_no_trials_json(tmp_path):
     root = tmp_path / "exp"
     root.mkdir()
