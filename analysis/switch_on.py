@@ -699,6 +699,7 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
             first = a if sign[seen].iloc[0] > 0 else b
             leads = (g["a_first"] if first == a else g["b_first"])[seen]
             share = "every trial" if (leads == g["n"][seen]).all() else "most trials"
+            share += " where both opened" + (" (ties apart)" if (g["ties"][seen] > 0).any() else "")
             if seen.all():
                 verdict, where = "holds", f"at {_threshold_span(list(g.index))}"
             else:  # one of them never reached some thresholds: no order claimed there
@@ -717,8 +718,8 @@ def order_verdicts(table: pd.DataFrame, default: str = DEFAULT_THRESHOLD.label) 
                 else f"not seen ({unseen_reason(at, a, b)})"
             )
             text = (
-                f"{first} before {b if first == a else a} in {share} where both opened, "
-                f"{where}; at {at.name}: {at_text}"
+                f"{first} before {b if first == a else a} in {share}, {where}; at {at.name}: "
+                f"{at_text}"
             )
         else:
             per = ", ".join(f"{t}: {_per_threshold(r)}" for t, r in g.iterrows())

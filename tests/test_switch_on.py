@@ -502,6 +502,17 @@ def test_a_pair_tied_at_some_thresholds_is_said_tied_there_not_unseen():
         "scale before position in every trial where both opened, at every threshold where "
         "both did (15%, 25% and 0.5 nats; tied at 10%, 40% and 0.25 nats); at 25%: 1 of 1"
     )
+    # a second trial tied at every threshold: the order holds apart from ties, and says so
+    jump = [0.0, 0.0, *[1.0] * 8]
+    same = _opening("s2", {"posX": jump, "scale": jump})
+    pooled = so.order_across_thresholds(
+        pd.concat([_opening("s0", {"posX": posx, "scale": scale}), same])
+    )
+    text = so.order_verdicts(pooled).set_index(["a", "b"]).at[("position", "scale"), "text"]
+    assert text.startswith(
+        "scale before position in every trial where both opened (ties apart), at every "
+        "threshold where both did (15%, 25% and 0.5 nats; tied at 10%, 40% and 0.25 nats)"
+    )
     # where the order changes sign, each threshold's count shows its ties
     flip = _opening("s1", {"posX": [0.0, 0.5, *[1.0] * 8], "scale": [0.0, 0.0, *[1.0] * 8]})
     both = so.order_across_thresholds(
