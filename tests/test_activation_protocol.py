@@ -196,3 +196,15 @@ def test_the_images_protocol_checks_the_code_where_c_reaches_each_listed_capacit
     assert sorted(exact_steps(cfg)) == [int(1000 * c) for c in EXACT_AT_C]  # 0.001 nats a step
     odd = TrialConfig.from_dict({**protocol_config("images"), "c_steps": 3000, "steps": 3100})
     assert sorted(exact_steps(odd)) == [200, 400, 600, 800, 1000, 1200, 1800, 2400]  # rounded up
+
+
+def test_an_image_seed_with_grid_info_images_off_reads_its_bound_alone():
+    from trainables.activation_protocol import protocol_config, run_seed
+
+    config = {**protocol_config("images"), "grid_info_images": "off", "steps": 20,
+              "c_steps": 20, "report_every": 10, "channels": 4, "hidden": 16,
+              "probe_points": 64, "precision": "fp32"}  # fmt: skip
+    rows = run_seed(config)
+    assert [r["step"] for r in rows] == [10, 20]
+    assert not any(k.startswith("exact/") for r in rows for k in r)  # no check: minutes each
+    assert all(f"info/{f}" in rows[-1] for f in FACTOR_NAMES)
