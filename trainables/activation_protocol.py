@@ -161,8 +161,6 @@ class SeedOrder:
     # the exact values its order is read from (switch_on.factor_reading): per checked row
     # (C, {factor: nats}); (): the order is read off the held-out bound
     exact: tuple[tuple[float, dict[str, float]], ...] = ()
-    # per factor, what its rows tell at the end (the exact value for exact-read seeds)
-    final: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)  # holds tables: compared by identity
@@ -225,18 +223,21 @@ def activation_result(rows: pd.DataFrame, share: float = so.FACTOR_SHARE) -> Act
                     for f, b, e in zip(mine["factor"], mine["bound"], mine["exact"])
                 },
                 exact=_exact_rows(read[read["trial_id"] == tid]) if tid in reading.exact else (),
-                final=dict(zip(g["factor"], g["final_info"].astype(float))),
             )
         )
     default = so.Threshold("share", share)
     thresholds = so.thresholds_with(share)
+    final = factors.set_index(["trial_id", "factor"])["final_info"].astype(float)
     return ActivationResult(
         threshold=default,
         seeds=tuple(seeds),
         final_info={
             f: float(
                 np.mean(
-                    [s.checked[f][1] if f in s.checked else s.final.get(f, np.nan) for s in seeds]
+                    [
+                        s.checked[f][1] if f in s.checked else final.get((s.trial_id, f), np.nan)
+                        for s in seeds
+                    ]
                 )
             )
             for f in FACTOR_NAMES

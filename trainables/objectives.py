@@ -70,7 +70,7 @@ def capacity_check_steps(
     if cfg.objective != "capacity" or every <= 0 or cfg.steps <= every:
         return ()
     steps = np.arange(every, cfg.steps, every, dtype=np.int64)
-    c = np.array([capacity(int(s), cfg) for s in steps], dtype=np.float64)
+    c = capacity_values(cfg, steps)
     start = capacity(0, cfg)
     top = float(c.max())
     if top <= start + 1e-9:
@@ -108,10 +108,15 @@ def _log_spaced(first: int, last: int, n: int, every: int) -> tuple[int, ...]:
 
 
 def capacity_table(cfg: TrialConfig, device: torch.device | str = "cpu") -> torch.Tensor:
-    """C at every step 0..cfg.steps as one float32 tensor, for indexing on the device.
-    The values of ``capacity``, bit for bit: the same float64 operations in the same
-    order, on all steps at once (a million-step table in milliseconds, not seconds)."""
-    step = np.arange(cfg.steps + 1, dtype=np.int64)  # (steps + 1,)
+    """C at every step 0..cfg.steps as one float32 tensor, for indexing on the device."""
+    c = capacity_values(cfg, np.arange(cfg.steps + 1, dtype=np.int64))
+    return torch.from_numpy(c).to(torch.float32).to(device)
+
+
+def capacity_values(cfg: TrialConfig, step: np.ndarray) -> np.ndarray:
+    """C at each of ``step`` (int, (N,)) as float64: the values of ``capacity``, bit for
+    bit (the same float64 operations in the same order), on all steps at once (a
+    million steps in milliseconds, not seconds)."""
     if cfg.c_schedule == "constant":
         c = np.full(step.shape, float(cfg.c_max))
     elif cfg.c_schedule == "linear":
@@ -127,7 +132,7 @@ def capacity_table(cfg: TrialConfig, device: torch.device | str = "cpu") -> torc
         else:
             c = np.full(step.shape, v[0])
         c = np.where(step <= s[0], v[0], np.where(step > s[-1], v[-1], c))  # held outside
-    return torch.from_numpy(np.asarray(c, dtype=np.float64)).to(torch.float32).to(device)
+    return np.asarray(c, dtype=np.float64)
 
 
 def vae_loss(

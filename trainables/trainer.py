@@ -478,10 +478,8 @@ class Trainer:
             if on_evaluate is not None:
                 on_evaluate(False)
             row.update(self.evaluate(fast=cfg.eval_fast))
-            row.update(self.grid_information(final=False))
             self._snapshot()
-        elif s in self._grid_checks:
-            row.update(self.grid_information(final=False))
+        row.update(self.grid_information(final=False))  # {} unless due at this step
         report(row, bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
         return row
 
